@@ -1,0 +1,1 @@
+"""Data: SynthPose generator, COCO / PoseTrack readers, top-down transforms, heatmap codec."""

@@ -1,0 +1,1 @@
+"""posenas_core.runs"""
