@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("lab", "ipywidgets", "plotly", "IPython", "anywidget", "papermill", "matplotlib")
+FORBIDDEN = ("lab", "ipywidgets", "plotly", "IPython", "anywidget", "matplotlib")
 
 
 def _imports(path: Path):

@@ -1,0 +1,140 @@
+"""Model cost: parameters, MACs (FlopCounterMode) and CPU latency (torch.utils.benchmark).
+
+Conventions
+-----------
+- params: ``sum(p.numel() for p in model.parameters())``: every learnable tensor, counted once
+  even when shared, whether or not ``requires_grad`` is set (freezing a layer for fine-tuning does
+  not change the model's size). This is PyTorch's usual figure and Keras' "trainable params".
+- params_with_bn_stats: params + the ``running_mean`` and ``running_var`` buffers of normalisation
+  layers that track running statistics. ``num_batches_tracked`` is NOT counted: Keras'
+  ``count_params()`` (used for the EvoPose2D paper's figures) counts BN's moving mean and variance
+  only, and has no such counter.
+- MACs: one multiply-add = 1. `torch.utils.flop_counter.FlopCounterMode` counts a multiply-add as
+  2 FLOPs, so MACs = FLOPs / 2. It counts convolutions (including grouped / depthwise and
+  transposed: ``H_in * W_in * k_h * k_w * C_in * C_out / groups`` per image for a transposed
+  conv), matmuls / linear layers and attention, but not BN, activations, pooling, elementwise
+  multiplies (SE gates) or residual adds, nor biases.
+- Latency: batch-1 forward in eval mode under ``torch.no_grad()``, fp32, timed by
+  ``torch.utils.benchmark.Timer.blocked_autorange`` after warm-up calls that are not timed; the
+  median and inter-quartile range over timed blocks are reported. The thread count is set for the
+  measurement and restored afterwards. On a shared machine compare only numbers taken in the same
+  run; 1 thread is the most reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+from posenas_core.errors import ConfigError
+
+MACS_CONVENTION = ("MACs: one multiply-add = 1 (FlopCounterMode FLOPs / 2); convolutions, matmuls and "
+                   "transposed convs only (no BN, activations, elementwise)")
+BN_STAT_BUFFERS = ("running_mean", "running_var")
+
+
+def count_params(model: nn.Module) -> dict[str, int]:
+    """{"params": learnable parameters, "params_with_bn_stats": + BN running mean / var}."""
+    params = sum(p.numel() for p in model.parameters())
+    stats = 0
+    for m in model.modules():
+        for name, buf in m.named_buffers(recurse=False):
+            if name in BN_STAT_BUFFERS and buf is not None:
+                stats += buf.numel()
+    return {"params": int(params), "params_with_bn_stats": int(params + stats)}
+
+
+def _check_hw(input_size_hw: Sequence[int]) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in input_size_hw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input_size_hw must be (H, W), got {input_size_hw!r}") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(f"input_size_hw must be positive, got {(h, w)}")
+    return h, w
+
+
+def _example_input(model: nn.Module, h: int, w: int, batch: int, in_channels: int) -> torch.Tensor:
+    p = next(iter(model.parameters()), None)
+    device = p.device if p is not None else torch.device("cpu")
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    return torch.zeros(batch, in_channels, h, w, device=device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no_grad for the block; restore each module's training flag after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, t in flags:
+            m.training = t
+
+
+@contextlib.contextmanager
+def _num_threads(threads: int) -> Iterator[None]:
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def count_macs(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), batch: int = 1,
+               in_channels: int = 3) -> int:
+    """MACs of one forward pass per image (FlopCounterMode total / 2 / batch), eval mode."""
+    h, w = _check_hw(input_size_hw)
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    x = _example_input(model, h, w, batch, in_channels)
+    counter = FlopCounterMode(display=False)
+    with _eval_mode(model), counter:
+        model(x)
+    return int(counter.get_total_flops() // 2 // batch)
+
+
+def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), threads: int = 1,
+                    min_run_time: float = 1.0, warmup: int = 3, in_channels: int = 3) -> dict:
+    """Batch-1 CPU latency: {"latency_ms": median, "iqr_ms", "runs": timed forward calls}."""
+    h, w = _check_hw(input_size_hw)
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    if not (min_run_time > 0):
+        raise ConfigError(f"min_run_time must be > 0 seconds, got {min_run_time}")
+    if warmup < 0:
+        raise ConfigError(f"warmup must be >= 0, got {warmup}")
+    x = _example_input(model, h, w, 1, in_channels)
+    with _eval_mode(model), _num_threads(threads):
+        for _ in range(warmup):
+            model(x)
+        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
+        m = timer.blocked_autorange(min_run_time=min_run_time)
+    return {"latency_ms": float(m.median * 1e3), "iqr_ms": float(m.iqr * 1e3),
+            "runs": int(len(m.times) * m.number_per_run)}
+
+
+def profile_model(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), threads: int = 1,
+                  latency: bool = True, min_run_time: float = 1.0, in_channels: int = 3) -> dict:
+    """Params, MACs and (optionally) latency of a model at one input size.
+
+    Returns a JSON-ready dict: params, params_with_bn_stats, macs, gmacs, latency_ms, latency_iqr_ms
+    (None when latency=False), input "HxW", input_hw [H, W], threads, macs_convention.
+    """
+    h, w = _check_hw(input_size_hw)
+    out: dict = dict(count_params(model))
+    macs = count_macs(model, (h, w), in_channels=in_channels)
+    out.update(macs=macs, gmacs=macs / 1e9, latency_ms=None, latency_iqr_ms=None)
+    if latency:
+        lat = measure_latency(model, (h, w), threads=threads, min_run_time=min_run_time, in_channels=in_channels)
+        out.update(latency_ms=lat["latency_ms"], latency_iqr_ms=lat["iqr_ms"])
+    out.update(input=f"{h}x{w}", input_hw=[h, w], threads=int(threads), macs_convention=MACS_CONVENTION)
+    return out
