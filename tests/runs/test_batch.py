@@ -1,0 +1,195 @@
+"""posenas_core.runs.batch: sweep files, run ids, batches with resume, index tables.
+
+One test executes notebooks (5 kernel starts: 3 runs with 2 workers, then a resume that redoes 2).
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from posenas_core.errors import ConfigError
+from posenas_core.runs.batch import collect_runs, load_sweep, make_run_id, run_batch
+
+FIXTURE = (Path(__file__).parent / "fixtures" / "compute.ipynb").resolve()
+
+
+def write_sweep(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text.replace("NB", str(FIXTURE)))
+    return p
+
+
+# ---------------------------------------------------------------- load_sweep
+
+
+def test_grid_expansion_and_ids(tmp_path):
+    other = tmp_path / "other.ipynb"
+    other.write_bytes(FIXTURE.read_bytes())
+    p = write_sweep(tmp_path, """
+name: demo
+notebook: NB
+workers: 2
+base: {a: 3, scale: 1}
+runs:
+  - {id: small, params: {a: 1}}
+  - {params: {name: "n800"}, notebook: other.ipynb}   # resolved next to the sweep file
+grid:
+  a: [0, 1]
+  name: ["128x96", "256x192"]
+  flag: [true]
+""")
+    sw = load_sweep(p)
+    assert (sw.name, sw.workers, sw.base) == ("demo", 2, {"a": 3, "scale": 1})
+    assert len(sw.runs) == 2 + 2 * 2 * 1
+    assert [r.id for r in sw.runs] == [
+        "small", "other_name-n800",
+        "a-0_name-128x96_flag-true", "a-0_name-256x192_flag-true",
+        "a-1_name-128x96_flag-true", "a-1_name-256x192_flag-true",
+    ]
+    assert sw.runs[0].params == {"a": 1, "scale": 1.0}  # own params over base, checked (int -> float)
+    assert sw.runs[1].notebook == other.as_posix()
+    assert sw.runs[5].params == {"a": 1, "scale": 1.0, "name": "256x192", "flag": True}
+    assert all(r.notebook == str(FIXTURE) for r in sw.runs if r.id != "other_name-n800")
+
+
+def test_make_run_id():
+    assert make_run_id({"seed": 0, "input_size": "128x96"}) == "seed-0_input_size-128x96"
+    assert make_run_id({}) == "default"
+    long = make_run_id({"spec": "x" * 200})
+    assert len(long) <= 64 and long == make_run_id({"spec": "x" * 200})
+    assert long != make_run_id({"spec": "x" * 199 + "y"})  # hash of the exact params
+    a, b = make_run_id({"p": "a/b"}), make_run_id({"p": "a b"})  # lossy sanitizing -> hash suffix
+    assert a != b and a.startswith("p-a-b-") and "/" not in a
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    p = write_sweep(tmp_path, "name: demo\nnotebook: NB\nbase: {a: 1\ngrid:\n  a: [1, 2]\n")
+    with pytest.raises(ConfigError) as ei:
+        load_sweep(p)
+    msg = str(ei.value)
+    assert str(p) in msg and "YAML syntax error at line 4" in msg
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("notebook: NB\nworker: 2\ngrid: {a: [1]}\n", "unknown key 'worker'; allowed: name, notebook, workers"),
+        ("notebook: NB\nworkers: two\ngrid: {a: [1]}\n", "'workers' must be an integer >= 1; got 'two'"),
+        ("notebook: NB\nworkers: 0\ngrid: {a: [1]}\n", "'workers' must be an integer"),
+        ("notebook: NB\nbase: [1]\ngrid: {a: [1]}\n", "'base' must be a mapping"),
+        ("notebook: NB\ngrid: {a: 1}\n", "grid.a must be a non-empty list"),
+        ("notebook: NB\nruns: [{param: {a: 1}}]\n", r"runs\[0\]: unknown key 'param'; allowed: id, params, notebook"),
+        ("notebook: NB\nruns: [{params: [1]}]\n", r"runs\[0\]: 'params' must be a mapping"),
+        ("notebook: NB\n", "no runs"),
+        ("grid: {a: [1]}\n", "'grid' needs the top-level 'notebook'"),
+        ("notebook: missing.ipynb\ngrid: {a: [1]}\n", "'notebook': notebook not found: missing.ipynb"),
+        ("name: ../up\nnotebook: NB\ngrid: {a: [1]}\n", "'name' must be a folder name"),
+        ("notebook: NB\ngrid: {a: [1], epochs: [1]}\n", r"grid point 0 .*unknown parameter 'epochs'.*known: a, scale"),
+        ("notebook: NB\nbase: {a: 1x}\ngrid: {scale: [1]}\n", r"parameter 'a' must be int \(default 2\), got str '1x'"),
+        ("notebook: NB\nruns: [{id: r1, params: {a: 1}}, {id: r1, params: {a: 2}}]\n",
+         r"duplicate run id 'r1' \(runs\[0\] and runs\[1\]\)"),
+        ("notebook: NB\nruns: [{params: {a: 1}}]\ngrid: {a: [1]}\n", "duplicate run id 'a-1'"),
+        ("- 1\n- 2\n", "must be a mapping"),
+    ],
+)
+def test_bad_sweeps_rejected_with_file_and_key(tmp_path, text, match):
+    p = write_sweep(tmp_path, text)
+    with pytest.raises(ConfigError, match=match) as ei:
+        load_sweep(p)
+    assert str(p) in str(ei.value)
+
+
+def test_missing_sweep_file(tmp_path):
+    with pytest.raises(ConfigError, match="sweep file not found: .*nope.yaml"):
+        load_sweep(tmp_path / "nope.yaml")
+
+
+def test_invalid_sweep_runs_nothing(tmp_path):
+    p = write_sweep(tmp_path, "name: x\nnotebook: NB\ngrid: {a: [1, 2], a_typo: [0]}\n")
+    with pytest.raises(ConfigError, match="unknown parameter 'a_typo'"):
+        run_batch(p, reports_root=tmp_path / "reports", progress=False)
+    assert not (tmp_path / "reports").exists()
+
+
+# ---------------------------------------------------------------- run_batch (executes notebooks)
+
+
+def _counter_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_batch_failure_resume_and_index(tmp_path):
+    counter = tmp_path / "counter.jsonl"
+    reports = tmp_path / "reports"
+    p = write_sweep(tmp_path, f"""
+name: demo
+notebook: NB
+workers: 2
+base: {{counter: "{counter}", scale: 0.5}}
+runs:
+  - {{id: bad, params: {{a: 9, fail: true}}}}
+grid:
+  a: [2, 4]
+""")
+    done = []
+    res = run_batch(p, reports_root=reports, progress=False, on_run_done=lambda rid, rec: done.append(rid))
+    batch = reports / "demo"
+    assert sorted(res.ran) == ["a-2", "a-4", "bad"] and res.skipped == [] and sorted(done) == sorted(res.ran)
+    assert list(res.records) == ["bad", "a-2", "a-4"]  # sweep order
+    assert res.failed == ["bad"] and not res.ok
+    assert res.records["bad"].error["evalue"] == "boom a=9"
+    assert res.records["a-4"].metrics["y"] == 2.0  # the batch went on after the failure
+    assert len(_counter_lines(counter)) == 3
+
+    df = pd.read_csv(batch / "index.csv")
+    assert len(df) == 3 and set(df["run_id"]) == {"bad", "a-2", "a-4"}
+    for col in ["notebook", "status", "error", "duration_s", "params.a", "params.scale", "params.fail",
+                "metrics.y", "metrics.loss.train", "metrics.loss.val", "notebook_ipynb", "notebook_html"]:
+        assert col in df.columns, col
+    assert "metrics.hist" not in df.columns  # non-scalar metrics stay in run.json only
+    row = df.set_index("run_id")
+    assert row.loc["a-2", "metrics.y"] == 1.0 and row.loc["a-2", "params.a"] == 2
+    assert row.loc["bad", "status"] == "failed" and "ValueError: boom a=9" in row.loc["bad", "error"]
+    assert row.loc["a-2", "notebook_html"] == "a-2/notebook.html"
+    page = (batch / "index.html").read_text()
+    assert 'href="a-2/notebook.html"' in page and 'class="status-failed"' in page
+    assert "3 runs: 2 ok, 1 failed" in page
+
+    # resume: ok runs are skipped, the failed one is redone, and one whose run.json is missing
+    # (killed in flight) is redone too
+    mtime = (batch / "a-4" / "run.json").stat().st_mtime_ns
+    (batch / "a-2" / "run.json").unlink()
+    res2 = run_batch(p, reports_root=reports, workers=1, progress=False)
+    assert res2.skipped == ["a-4"] and sorted(res2.ran) == ["a-2", "bad"]
+    assert (batch / "a-4" / "run.json").stat().st_mtime_ns == mtime
+    again = _counter_lines(counter)[3:]
+    assert sorted(d["a"] for d in again) == [2, 9]
+    assert len(pd.read_csv(batch / "index.csv")) == 3
+    assert res2.records["a-2"].ok and res2.failed == ["bad"]
+
+    # collect_runs over the reports root: paths relative to it
+    runs = collect_runs(reports)
+    assert sorted(runs["run_dir"]) == ["demo/a-2", "demo/a-4", "demo/bad"]
+    assert runs.set_index("run_dir").loc["demo/a-4", "notebook_html"] == "demo/a-4/notebook.html"
+
+
+def test_collect_runs_single_and_empty(tmp_path):
+    assert list(collect_runs(tmp_path / "none").columns)[:3] == ["run_id", "run_dir", "notebook"]
+    # a single run's record, written by hand in run_notebook's format (no kernel needed here)
+    d = tmp_path / "reports" / "single"
+    d.mkdir(parents=True)
+    rec = {"notebook": "nb.ipynb", "params": {"a": 1, "tags": [1, 2]}, "status": "ok", "error": None,
+           "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:00:01+00:00", "duration_s": 1.0,
+           "metrics": {"ap": 0.5, "per_joint": {"nose": 0.9}}, "files": []}
+    (d / "run.json").write_text(json.dumps(rec))
+    (tmp_path / "reports" / "torn").mkdir()
+    (tmp_path / "reports" / "torn" / "run.json").write_text("{")
+    with pytest.warns(UserWarning, match="torn"):
+        df = collect_runs(tmp_path / "reports")
+    assert len(df) == 1
+    r = df.iloc[0]
+    assert (r["run_id"], r["params.a"], r["params.tags"], r["metrics.ap"], r["metrics.per_joint.nose"]) == (
+        "single", 1, "[1, 2]", 0.5, 0.9)
+    assert r["notebook_html"] == ""
