@@ -1,0 +1,29 @@
+"""Shared bits of the benchmark scripts: output location and machine facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "reports" / "bench"
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
+
+
+def emit(name: str, result: dict) -> dict:
+    from posenas_core.runs.io import atomic_write_json
+
+    result = {"benchmark": name, "machine": machine(), **result}
+    atomic_write_json(OUT / f"{name}.json", result)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return result

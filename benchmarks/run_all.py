@@ -1,0 +1,10 @@
+"""Run every benchmark in turn (make bench)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+for script in ("profile_baselines.py", "synth_rate.py", "train_throughput.py", "ap_figures.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE.parent)

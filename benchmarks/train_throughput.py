@@ -1,0 +1,114 @@
+"""Trainer throughput vs a bare PyTorch loop, same model, same run, input 128x96.
+
+The trainer reads JPEGs from a SynthPose directory, augments, encodes heatmaps and trains; the bare
+loop trains the same architecture on pre-made tensors already in memory (forward + masked MSE +
+backward + Adam step, nothing else). The ratio says whether the data path is a bottleneck
+(target >= 0.85). The two are interleaved bare / trainer / bare to see contention on the 2nd vCPU.
+
+    .venv/bin/python benchmarks/train_throughput.py [--model baseline-resnet] [--steps 60] [--workers 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from _common import emit
+
+
+def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool) -> float:
+    """img/s of forward + loss + backward + Adam over pre-made tensors (after `warmup` steps)."""
+    from posenas_core.models.registry import build_model
+    from posenas_core.train.trainer import heatmap_mse
+
+    torch.manual_seed(0)
+    model = build_model(spec).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = [(x.contiguous(memory_format=fmt), t, w) for x, t, w in batches]
+    t0, n = None, 0
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        x, t, w = batches[i % len(batches)]
+        loss = heatmap_mse(model(x), t, w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            n += x.shape[0]
+    return n / (time.perf_counter() - t0)
+
+
+def trainer_run(spec, ds, steps: int, warmup: int, workers: int, channels_last: bool, run_dir: Path) -> float:
+    """img/s of posenas_core's trainer from its metrics.jsonl, excluding the first `warmup` steps."""
+    from posenas_core.runs.io import read_jsonl
+    from posenas_core.train.trainer import TrainConfig, train
+
+    bs = 32
+    n = (steps + warmup) * bs
+    sub = torch.utils.data.Subset(ds, range(min(n, len(ds))))
+    sub.set_epoch = ds.set_epoch  # the trainer seeds augmentation per epoch through the dataset
+    cfg = TrainConfig(epochs=1, batch_size=bs, num_workers=workers, channels_last=channels_last, log_every=1,
+                      ckpt_every_steps=None, val_every=1, progress=False, warmup_epochs=0.0)
+    train(spec, sub, run_dir, cfg, resume=False)
+    logs = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
+    t0 = next(r for r in logs if r["step"] == warmup)["time"]
+    last = logs[-1]
+    return (last["step"] - warmup) * bs / (last["time"] - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="baseline-resnet")
+    ap.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=0, help="trainer DataLoader workers")
+    ap.add_argument("--input", default="128x96")
+    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--data", type=Path, help="an existing SynthPose dir (default: generate one in a temp dir)")
+    a = ap.parse_args()
+    from posenas_core import pipeline
+    from posenas_core.data.synthpose import write_synthpose
+    from posenas_core.models.registry import load_spec
+
+    hw = tuple(int(v) for v in a.input.split("x"))
+    cl = not a.no_channels_last
+    spec = load_spec(a.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = a.data
+        if data is None:
+            data = Path(tmp) / "synth"
+            n_img = ((a.steps + a.warmup) * 32) // 2 + 50  # ~2+ persons per image
+            write_synthpose(data, n_train=n_img, n_val=0, seed=0, progress=False)
+        person_set = pipeline.load_split(data, "train", train=True)
+        ds = pipeline.make_dataset(person_set, hw, train=True, seed=0)
+        if len(ds) < (a.steps + a.warmup) * 32:
+            raise SystemExit(f"dataset has {len(ds)} persons; need {(a.steps + a.warmup) * 32}")
+        # The bare loop's tensors: 8 real batches made once, kept in memory.
+        loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=False)
+        batches = []
+        for b in loader:
+            batches.append((b["image"], b["target"], b["target_weight"]))
+            if len(batches) == 8:
+                break
+        bare1 = bare_loop(spec, batches, a.steps, a.warmup, cl)
+        ours = trainer_run(spec, ds, a.steps, a.warmup, a.workers, cl, Path(tmp) / "run")
+        bare2 = bare_loop(spec, batches, a.steps, a.warmup, cl)
+    bare = statistics.mean([bare1, bare2])
+    emit("train_throughput", {
+        "model": a.model, "input": a.input, "batch": 32, "steps": a.steps, "workers": a.workers,
+        "channels_last": cl, "torch_threads": torch.get_num_threads(),
+        "bare_img_per_s": [round(bare1, 1), round(bare2, 1)], "trainer_img_per_s": round(ours, 1),
+        "ratio_vs_mean_bare": round(ours / bare, 3),
+    })
+
+
+if __name__ == "__main__":
+    main()

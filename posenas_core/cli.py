@@ -1,0 +1,191 @@
+"""`posenas` command line.
+
+    posenas data synth --out DIR --train N --val M [--videos V] [--seed S] [--difficulty easy|default|hard]
+    posenas profile MODEL [--input HxW] [--threads N] [--no-latency]
+    posenas train --data DIR --model MODEL --out RUN [--input HxW] [--epochs E] [--minutes M] ...
+    posenas eval CHECKPOINT --data DIR [--split val] [--decode argmax|dark] [--no-flip] [--out FILE]
+    posenas demo --out DIR
+
+MODEL is a preset name (`posenas profile --list`) or a spec JSON file. Errors in the input
+(unknown option, bad value, missing file) print one line naming what was wrong and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from posenas_core.errors import ConfigError, PoseNASError
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """'256x192' -> (256, 192): input height x width."""
+    try:
+        h, w = text.lower().split("x")
+        h, w = int(h), int(w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW with two positive integers, e.g. 256x192; got {text!r}") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise argparse.ArgumentTypeError(f"input size {text!r}: height and width must be positive multiples of 32")
+    return h, w
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def _pos_int(text: str) -> int:
+    v = _nonneg_int(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("expected a positive integer, got 0")
+    return v
+
+
+def _pos_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="posenas", description="PoseNAS Lab: NAS for human pose estimation")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("data", help="datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    s = dsub.add_parser("synth", help="generate SynthPose (COCO + PoseTrack 2018 layouts)")
+    s.add_argument("--out", required=True, type=Path, help="output directory")
+    s.add_argument("--train", type=_nonneg_int, default=1000, help="training images (default 1000)")
+    s.add_argument("--val", type=_nonneg_int, default=200, help="validation images (default 200)")
+    s.add_argument("--videos", type=_nonneg_int, default=0, help="validation videos (default 0)")
+    s.add_argument("--seed", type=_nonneg_int, default=0)
+    s.add_argument("--difficulty", choices=("easy", "default", "hard"), default="default")
+    s.add_argument("--config", type=Path, help="SynthConfig JSON file (overrides --difficulty)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pr = sub.add_parser("profile", help="params, MACs and CPU latency of a model")
+    pr.add_argument("model", nargs="?", help="preset name or spec JSON file")
+    pr.add_argument("--input", type=parse_hw, default=None, help="HxW (default: the preset's input size)")
+    pr.add_argument("--threads", type=_pos_int, default=1)
+    pr.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    pr.add_argument("--min-run-time", type=_pos_float, default=1.0, help="seconds of timed runs (default 1)")
+    pr.add_argument("--list", action="store_true", help="list the preset names and exit")
+
+    t = sub.add_parser("train", help="train a pose network on a COCO-format dataset (e.g. SynthPose)")
+    t.add_argument("--data", required=True, type=Path, help="dataset root (SynthPose layout)")
+    t.add_argument("--model", default="baseline-resnet", help="preset name or spec JSON (default baseline-resnet)")
+    t.add_argument("--out", required=True, type=Path, help="run directory")
+    t.add_argument("--input", type=parse_hw, default=(128, 96))
+    t.add_argument("--epochs", type=_pos_int, default=10)
+    t.add_argument("--batch-size", type=_pos_int, default=32)
+    t.add_argument("--lr", type=_pos_float, default=None, help="base lr at batch 32 (default: TrainConfig's)")
+    t.add_argument("--minutes", type=_pos_float, default=None, help="time budget; stops cleanly after it")
+    t.add_argument("--workers", type=_nonneg_int, default=1)
+    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--bf16", action="store_true")
+    t.add_argument("--channels-last", action="store_true")
+    t.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
+    t.add_argument("--quiet", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint: COCO OKS AP, per-joint AP, PCK")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--data", required=True, type=Path)
+    e.add_argument("--split", default="val")
+    e.add_argument("--decode", choices=("argmax", "dark"), default="argmax")
+    e.add_argument("--no-flip", action="store_true")
+    e.add_argument("--out", type=Path, help="also write the metrics JSON here")
+
+    m = sub.add_parser("demo", help="generate SynthPose, train the baseline briefly, evaluate, write metrics")
+    m.add_argument("--out", type=Path, default=Path("reports/demo"))
+    m.add_argument("--train", type=_pos_int, default=2000)
+    m.add_argument("--val", type=_pos_int, default=200)
+    m.add_argument("--minutes", type=_pos_float, default=3.0, help="training time budget (default 3)")
+    m.add_argument("--model", default="baseline-resnet")
+    m.add_argument("--seed", type=_nonneg_int, default=0)
+    return p
+
+
+def _cmd_synth(a) -> dict:
+    from posenas_core.data.synthpose import SynthConfig, write_synthpose
+
+    if a.config is not None:
+        if not a.config.is_file():
+            raise ConfigError(f"--config: file not found: {a.config}")
+        try:
+            cfg = SynthConfig.from_dict(json.loads(a.config.read_text()))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--config {a.config}: not valid JSON ({err})") from None
+    else:
+        cfg = {"easy": SynthConfig.easy, "hard": SynthConfig.hard, "default": SynthConfig}[a.difficulty]()
+    manifest = write_synthpose(a.out, a.train, a.val, a.videos, seed=a.seed, config=cfg, progress=not a.quiet)
+    return {"out": str(a.out), "counts": manifest.get("counts")}
+
+
+def _cmd_profile(a) -> dict:
+    from posenas_core.eval.profiler import profile_model
+    from posenas_core.models.registry import PRESETS, build_model, load_spec
+
+    if a.list or a.model is None:
+        if a.model is None and not a.list:
+            raise ConfigError(f"profile: name a MODEL (a preset or a spec JSON file); presets: {sorted(PRESETS)}")
+        return {"presets": {k: p.description for k, p in sorted(PRESETS.items())}}
+    spec = load_spec(a.model)
+    hw = a.input or (PRESETS[a.model].input_size_hw if a.model in PRESETS else (256, 192))
+    model = build_model(spec)
+    out = profile_model(model, hw, threads=a.threads, latency=not a.no_latency, min_run_time=a.min_run_time)
+    return {"model": a.model, **out}
+
+
+def _cmd_train(a) -> dict:
+    from posenas_core import pipeline
+
+    return pipeline.train_on_dataset(
+        data_dir=a.data, model=a.model, run_dir=a.out, input_hw=a.input, epochs=a.epochs,
+        batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, num_workers=a.workers, seed=a.seed,
+        bf16=a.bf16, channels_last=a.channels_last, resume=not a.no_resume, progress=not a.quiet,
+    )
+
+
+def _cmd_eval(a) -> dict:
+    from posenas_core import pipeline
+
+    return pipeline.evaluate_checkpoint(
+        a.checkpoint, data_dir=a.data, split=a.split, decode=a.decode, flip_test=not a.no_flip, out=a.out
+    )
+
+
+def _cmd_demo(a) -> dict:
+    from posenas_core import pipeline
+
+    return pipeline.run_demo(a.out, n_train=a.train, n_val=a.val, minutes=a.minutes, model=a.model, seed=a.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)  # unknown option / bad value: argparse prints the error and exits 2
+    handler = {
+        "data": _cmd_synth, "profile": _cmd_profile, "train": _cmd_train, "eval": _cmd_eval, "demo": _cmd_demo,
+    }[a.command]
+    try:
+        result = handler(a)
+    except PoseNASError as err:
+        print(f"posenas {a.command}: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

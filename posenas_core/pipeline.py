@@ -1,0 +1,175 @@
+"""Pipeline steps: small, typed functions the CLI, the demo and the notebooks call.
+
+    load_split(data_dir, split)            -> PersonSet (COCO-format dataset on disk, e.g. SynthPose)
+    train_on_dataset(data_dir, model, ...) -> summary dict (a run directory with checkpoints, metrics)
+    evaluate_model(model, person_set, ...) -> metrics dict (COCO 10 stats, per-joint AP, PCK)
+    evaluate_checkpoint(path, data_dir)    -> metrics dict
+    mean_pose_baseline(data_dir)           -> metrics dict of the "mean pose placed in the box" predictor
+    run_demo(out_dir)                      -> generate SynthPose, train briefly, evaluate, write metrics.json
+
+Each step writes what it produces into the directory it is given, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from posenas_core.errors import ConfigError, DataError
+from posenas_core.runs.io import atomic_write_json
+
+RUN_INFO = "pipeline.json"  # beside a run's checkpoints: data dir, input size, model name
+
+
+def split_paths(data_dir: str | Path, split: str) -> tuple[Path, Path]:
+    """(annotation json, image root) of a split in the SynthPose / COCO layout."""
+    data_dir = Path(data_dir)
+    ann = data_dir / "annotations" / f"person_keypoints_{split}.json"
+    if not ann.is_file():
+        found = sorted(p.name for p in (data_dir / "annotations").glob("person_keypoints_*.json"))
+        raise DataError(
+            f"{ann}: annotation file not found; expected DIR/annotations/person_keypoints_<split>.json"
+            + (f" (found: {found})" if found else f" (is {data_dir} a dataset root? generate one with `posenas data synth`)")
+        )
+    return ann, data_dir / "images"
+
+
+def load_split(data_dir: str | Path, split: str, *, train: bool):
+    from posenas_core.data.readers import read_coco_keypoints
+
+    ann, images = split_paths(data_dir, split)
+    # Training keeps persons with >= 1 labelled keypoint; evaluation keeps every GT person.
+    return read_coco_keypoints(ann, images, min_keypoints=1 if train else 0)
+
+
+def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0):
+    from posenas_core.data.dataset import TopDownDataset
+
+    return TopDownDataset(person_set.records, person_set.image_source, input_size_hw=tuple(input_hw), train=train, seed=seed)
+
+
+def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True,
+                   batch_size: int = 64, progress: bool = False) -> dict:
+    """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`."""
+    from posenas_core.eval.coco_eval import evaluate_keypoints
+    from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
+    from posenas_core.train.predict import predict
+
+    ds = make_dataset(person_set, input_hw, train=False)
+    results, kps = predict(model, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
+    out = {"coco": evaluate_keypoints(person_set.coco, results)}
+    out["per_joint_ap"] = per_joint_ap(person_set.coco, results)
+    gt = np.stack([r.keypoints for r in person_set.records])
+    boxes = np.stack([r.bbox for r in person_set.records])
+    p = pck(kps[..., :2], gt, bbox_norm(boxes), thr=0.2)
+    out["pck@0.2"] = float(p["mean"])
+    out["n_persons"] = len(person_set.records)
+    return out
+
+
+def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int = 10, batch_size: int = 32,
+                     base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 1,
+                     seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
+                     progress: bool = True, val_every: int = 1) -> dict:
+    """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split."""
+    from posenas_core.models.registry import load_spec
+    from posenas_core.train.predict import make_val_fn
+    from posenas_core.train.trainer import TrainConfig, train
+
+    run_dir = Path(run_dir)
+    spec = load_spec(model)
+    train_set = load_split(data_dir, "train", train=True)
+    val_set = load_split(data_dir, "val", train=False)
+    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / RUN_INFO, info)
+    cfg_kwargs = dict(epochs=epochs, batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=bf16,
+                      channels_last=channels_last, max_minutes=max_minutes, progress=progress, val_every=val_every)
+    if base_lr is not None:
+        cfg_kwargs["base_lr"] = base_lr
+    config = TrainConfig(**cfg_kwargs)
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed)
+    val_ds = make_dataset(val_set, input_hw, train=False)
+    val_fn = make_val_fn(val_ds, val_set.coco)
+    t0 = time.time()
+    result = train(spec, ds, run_dir, config, val_fn=val_fn, resume=resume)
+    summary = {"run_dir": str(run_dir), "train_seconds": round(time.time() - t0, 1), **info}
+    summary.update({k: v for k, v in vars(result).items() if isinstance(v, (int, float, str, dict, list, type(None)))})
+    return summary
+
+
+def run_info(checkpoint: str | Path) -> dict:
+    """The pipeline.json of the run a checkpoint belongs to ({} when there is none)."""
+    for d in Path(checkpoint).resolve().parents[:2]:
+        f = d / RUN_INFO
+        if f.is_file():
+            return json.loads(f.read_text())
+    return {}
+
+
+def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str = "argmax",
+                        flip_test: bool = True, input_hw=None, out=None) -> dict:
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise ConfigError(f"checkpoint file not found: {checkpoint}")
+    from posenas_core.train.trainer import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    input_hw = input_hw or run_info(checkpoint).get("input_hw")
+    if input_hw is None:
+        raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
+    person_set = load_split(data_dir, split, train=False)
+    metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test)
+    metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))
+    if out is not None:
+        atomic_write_json(out, metrics)
+    return metrics
+
+
+def mean_pose_baseline(data_dir, split: str = "val") -> dict:
+    """The 'mean pose placed in the box' predictor: the mean of the training keypoints in box-normalised
+    coordinates ((x - x0) / w, (y - y0) / h over visible joints), placed into every evaluation box.
+    Its OKS AP measures how much of a dataset a network could score without looking at the image."""
+    from posenas_core.eval.coco_eval import evaluate_keypoints, make_results
+
+    train_set = load_split(data_dir, "train", train=True)
+    ev = load_split(data_dir, split, train=False)
+    b = np.stack([r.bbox for r in train_set.records]).astype(np.float64)
+    k = np.stack([r.keypoints for r in train_set.records]).astype(np.float64)
+    vis = k[..., 2] > 0
+    rel = (k[..., :2] - b[:, None, :2]) / np.maximum(b[:, None, 2:], 1.0)
+    mean = np.array([rel[vis[:, j], j].mean(axis=0) if vis[:, j].any() else (0.5, 0.5) for j in range(k.shape[1])])
+    eb = np.stack([r.bbox for r in ev.records]).astype(np.float64)
+    pred = eb[:, None, :2] + mean[None] * eb[:, None, 2:]
+    kps = np.concatenate([pred, np.ones(pred.shape[:2] + (1,))], axis=-1)
+    results = make_results([r.image_id for r in ev.records], kps, [r.score for r in ev.records])
+    return {"coco": evaluate_keypoints(ev.coco, results), "n_persons": len(ev.records)}
+
+
+def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float = 3.0, model: str = "baseline-resnet",
+             seed: int = 0, input_hw=(128, 96)) -> dict:
+    """Generate SynthPose, train the baseline for `minutes`, evaluate, write OUT/metrics.json."""
+    from posenas_core.data.synthpose import write_synthpose
+
+    out_dir = Path(out_dir)
+    data_dir = out_dir / "synthpose"
+    t0 = time.time()
+    manifest_file = data_dir / "synthpose.json"
+    if not manifest_file.is_file():  # the manifest is written last: present means complete
+        write_synthpose(data_dir, n_train, n_val, 0, seed=seed)
+    t_data = time.time() - t0
+    summary = train_on_dataset(data_dir=data_dir, model=model, run_dir=out_dir / "run", input_hw=input_hw,
+                               epochs=1000, max_minutes=minutes, seed=seed)
+    ckpt = out_dir / "run" / "checkpoints" / "last.pt"
+    metrics = evaluate_checkpoint(ckpt, data_dir=data_dir, input_hw=input_hw)
+    baseline = mean_pose_baseline(data_dir)
+    report = {
+        "dataset": {"dir": str(data_dir), "train_images": n_train, "val_images": n_val, "seconds": round(t_data, 1)},
+        "model": model, "input_hw": list(input_hw), "train": summary, "val": metrics,
+        "mean_pose_baseline": baseline, "AP": metrics["coco"]["AP"], "mean_pose_AP": baseline["coco"]["AP"],
+    }
+    atomic_write_json(out_dir / "metrics.json", report)
+    return {"metrics": str(out_dir / "metrics.json"), "AP": report["AP"], "mean_pose_AP": report["mean_pose_AP"]}

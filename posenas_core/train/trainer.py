@@ -1,0 +1,484 @@
+"""Train a pose network on heatmaps, in a run directory that survives a kill.
+
+    result = train(spec, train_set, "runs/r1", TrainConfig(epochs=10), val_fn=make_val_fn(val_set, gt))
+
+Loss: visibility-masked MSE, mean over (B, K, h, w) of (pred - target)^2 * weight[:, :, None, None]
+(EvoPose2D's `mse_loss`, not renormalised by the number of visible joints). Adam; the learning rate is
+lr = base_lr * batch_size / 32, a per-step linear warm-up over `warmup_epochs`, then a cosine decay to
+`min_lr_ratio * lr` at the last step (`lr_at`).
+
+Determinism: the model is initialised from `torch.manual_seed(seed)`; epoch e visits the samples in the
+order `torch.randperm(n, generator=Generator(seed mixed with e))` and calls `train_set.set_epoch(e)`
+when the dataset has it, so an epoch's order and augmentation are a pure function of (seed, epoch).
+Only deterministic CPU ops are used.
+
+Run directory:
+    config.json              {"train": TrainConfig, "spec": spec}
+    metrics.jsonl            per log step {step, epoch, loss, lr, img_per_s, time, wall};
+                             per validation {epoch, step, val: {...}, time, wall}
+    checkpoints/last.pt      written atomically at each epoch end, every `ckpt_every_steps` steps and when
+                             the time budget stops the run
+    checkpoints/best.pt      the checkpoint of the best validation ("AP" higher, else "loss" lower)
+
+A checkpoint holds only tensors and plain Python values (`torch.load(weights_only=True)`):
+{"format", "spec" (dict), "config" (dict), "model", "optimizer", "step", "epoch", "step_in_epoch",
+"steps_per_epoch", "rng" {"torch", "numpy", "python"}, "best", "last_val", "elapsed_s"}. `epoch` is the
+epoch in progress and `step_in_epoch` the number of its batches already done (0 at an epoch boundary).
+Resuming from it (`resume=True`) gives final weights bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from posenas_core.errors import CheckpointError, ConfigError, PoseNASError, SpecError
+from posenas_core.genotype import Spec, spec_from_dict
+from posenas_core.models.registry import build_model
+from posenas_core.runs.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "heatmap_mse",
+    "lr_at",
+    "load_checkpoint",
+    "check_state_dict",
+]
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One training run. Every field is JSON-serialisable (`to_dict` / `from_dict`)."""
+
+    epochs: int = 20                       # a short CPU schedule; SimpleBaseline uses 140 on GPUs
+    batch_size: int = 32                   # ~0.3 s per step at 128x96 on 2 cores; BN statistics stay stable
+    base_lr: float = 1e-3                  # Adam lr at batch 32 (SimpleBaseline); scaled by batch_size / 32
+    warmup_epochs: float = 0.5             # linear per-step warm-up keeps early Adam steps from blowing up BN
+    min_lr_ratio: float = 0.0              # cosine ends at min_lr_ratio * lr (EvoPose2D decays to 0)
+    weight_decay: float = 0.0              # L2 on conv kernels only; SimpleBaseline uses none (EvoPose2D ~2e-5)
+    grad_clip: float | None = None         # max grad norm; None = off (Adam with warm-up rarely needs it)
+    bf16: bool = False                     # CPU autocast; measured slower than fp32 at 128x96 (environment.md)
+    channels_last: bool = True             # faster CPU convs (oneDNN), no effect on results beyond rounding
+    num_workers: int = 0                   # 2 cores: a loader process would steal a core from the train step
+    drop_last: bool = True                 # a tiny last batch gives noisy BatchNorm statistics
+    seed: int = 0                          # model init, sample order and augmentation derive from it
+    log_every: int = 20                    # steps between metrics.jsonl lines (~5 s at 128x96)
+    val_every: int = 1                     # epochs between validations (val_fn), and always after the last
+    ckpt_every_steps: int | None = 200     # mid-epoch checkpoints (~1 min of CPU work); None = epoch ends only
+    max_minutes: float | None = None       # time budget of this call; stop + checkpoint after the step past it
+    progress: bool = True                  # tqdm.auto progress bar
+
+    # Fields that change the weight trajectory: a resumed run must use the same values.
+    TRAJECTORY_FIELDS = ("epochs", "batch_size", "base_lr", "warmup_epochs", "min_lr_ratio", "weight_decay",
+                         "grad_clip", "bf16", "channels_last", "drop_last", "seed")
+
+    def __post_init__(self):
+        def need(name: str, ok: bool, allowed: str):
+            if not ok:
+                raise ConfigError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid; allowed: {allowed}")
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        need("epochs", is_int(self.epochs) and self.epochs >= 1, "an integer >= 1")
+        need("batch_size", is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1")
+        need("base_lr", is_num(self.base_lr) and self.base_lr > 0, "a number > 0")
+        need("warmup_epochs", is_num(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs,
+             f"a number in [0, epochs={self.epochs}]")
+        need("min_lr_ratio", is_num(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "a number in [0, 1]")
+        need("weight_decay", is_num(self.weight_decay) and self.weight_decay >= 0, "a number >= 0")
+        need("grad_clip", self.grad_clip is None or (is_num(self.grad_clip) and self.grad_clip > 0),
+             "null or a number > 0")
+        for name in ("bf16", "channels_last", "drop_last", "progress"):
+            need(name, isinstance(getattr(self, name), bool), "true or false")
+        need("num_workers", is_int(self.num_workers) and self.num_workers >= 0, "an integer >= 0")
+        need("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0")
+        need("log_every", is_int(self.log_every) and self.log_every >= 1, "an integer >= 1")
+        need("val_every", is_int(self.val_every) and self.val_every >= 1, "an integer >= 1")
+        need("ckpt_every_steps", self.ckpt_every_steps is None
+             or (is_int(self.ckpt_every_steps) and self.ckpt_every_steps >= 1), "null or an integer >= 1")
+        need("max_minutes", self.max_minutes is None or (is_num(self.max_minutes) and self.max_minutes > 0),
+             "null or a number > 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"TrainConfig: expected a JSON object, got {type(d).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(f"TrainConfig: unknown key(s) {unknown}; allowed: {names}")
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: nn.Module                 # the trained model (train mode; channels_last if configured)
+    run_dir: Path
+    epoch: int                       # epoch in progress (== epochs when complete)
+    step_in_epoch: int               # batches done in that epoch (0 at a boundary)
+    step: int                        # global optimizer steps done
+    total_steps: int
+    stop_reason: str                 # "completed" | "time_budget" | "already_complete"
+    best: dict | None                # {"metric", "value", "epoch", "step"} of the best validation
+    last_val: dict | None            # the latest val_fn result
+    last_loss: float | None          # mean loss of the last logging window of this call
+    elapsed_s: float                 # wall time of this call
+    total_elapsed_s: float           # training wall time summed over resumed calls
+
+    @property
+    def completed(self) -> bool:
+        return self.stop_reason in ("completed", "already_complete")
+
+
+def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """mean over (B, K, h, w) of (pred - target)^2 * weight[:, :, None, None]; computed in fp32.
+
+    pred, target: (B, K, h, w); weight: (B, K) (0 for joints without a label).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"heatmap_mse: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+    diff = pred.float() - target.float()
+    return (diff * diff * weight.float()[:, :, None, None]).mean()
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak_lr: float, min_lr_ratio: float = 0.0) -> float:
+    """Learning rate of optimizer step `step` (0-based).
+
+    Warm-up: peak * (step + 1) / warmup_steps for step < warmup_steps (so the first step is not wasted);
+    then cosine from peak (at step == warmup_steps) to min_lr_ratio * peak (at step == total_steps - 1).
+    """
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - 1 - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    lo = min_lr_ratio * peak_lr
+    return lo + (peak_lr - lo) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _mix_seed(*parts: int) -> int:
+    """A 63-bit torch seed that is a pure function of the integers `parts`."""
+    a, b = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
+    return (int(a) << 31) ^ int(b)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types only (numpy scalars -> float/int), for metrics and checkpoints."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def check_state_dict(reference: dict, state: dict, what: str) -> None:
+    """CheckpointError naming the first missing / unexpected / mis-shaped entry of `state` vs `reference`.
+
+    `reference` and `state` map names to tensors (only shapes are compared).
+    """
+    missing = [k for k in reference if k not in state]
+    unexpected = [k for k in state if k not in reference]
+    for k, v in reference.items():
+        if k in state and tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{what}: parameter {k!r} has shape {tuple(state[k].shape)} in the weights but "
+                                  f"{tuple(v.shape)} in the model built from the spec")
+    if missing:
+        raise CheckpointError(f"{what}: the weights lack {len(missing)} entries of the model built from the spec, "
+                              f"first {missing[0]!r}")
+    if unexpected:
+        raise CheckpointError(f"{what}: the weights have {len(unexpected)} entries the model built from the spec "
+                              f"does not, first {unexpected[0]!r}")
+
+
+def _spec_mismatch(a: Spec, b: Spec) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    for k in sorted(set(da) | set(db)):
+        if da.get(k) != db.get(k):
+            return f"field {k!r}: {da.get(k)!r} vs {db.get(k)!r}"
+    return "identical"
+
+
+def _reference_state(spec: Spec) -> dict:
+    """State dict (shapes only) of the model a spec builds, without allocating its weights."""
+    with torch.device("meta"):
+        return build_model(spec).state_dict()
+
+
+def _read_checkpoint(path: Path, map_location="cpu") -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt file, or something that is not weights-only
+        raise CheckpointError(f"checkpoint {path} is not a readable weights-only torch file: {e}") from None
+    if not isinstance(ckpt, dict) or "spec" not in ckpt or "model" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} lacks the 'spec' and 'model' entries of a PoseNAS checkpoint")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, map_location="cpu", expected_spec: Spec | None = None
+                    ) -> tuple[nn.Module, dict]:
+    """Rebuild the model of a checkpoint from its stored spec and load its weights (eval mode).
+
+    Raises CheckpointError if the file is unreadable, its spec is invalid or differs from
+    `expected_spec`, or the weights do not fit the spec (naming the first mismatching entry and shapes).
+    """
+    path = Path(path)
+    ckpt = _read_checkpoint(path, map_location)
+    try:
+        spec = spec_from_dict(ckpt["spec"])
+    except SpecError as e:
+        raise CheckpointError(f"checkpoint {path}: stored spec is invalid: {e}") from None
+    if expected_spec is not None and spec != expected_spec:
+        raise CheckpointError(f"checkpoint {path}: its spec differs from the expected spec "
+                              f"({_spec_mismatch(spec, expected_spec)})")
+    model = build_model(spec)
+    check_state_dict(model.state_dict(), ckpt["model"], f"checkpoint {path}")
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
+    # Weight decay on conv / deconv kernels only (not BN, not biases), as EvoPose2D's Keras l2.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return torch.optim.Adam([
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ], lr=config.base_lr)
+
+
+def _better(metric: str, new: float, old: float | None) -> bool:
+    if old is None:
+        return True
+    return new > old if metric == "AP" else new < old
+
+
+def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None = None, *,
+          val_fn: Callable[[nn.Module], dict] | None = None, resume: bool = True,
+          model: nn.Module | None = None) -> TrainResult:
+    """Train `spec` (or the given `model`, which must fit `spec`) on `train_set`; see the module doc.
+
+    train_set items are dicts with `image` (3, H, W), `target` (K, h, w), `target_weight` (K,).
+    `val_fn(model) -> dict` runs after every `val_every` epochs, after the last epoch and when the
+    time budget stops the run. resume=True continues from run_dir/checkpoints/last.pt if it exists
+    (the spec and the TRAJECTORY_FIELDS of the config must match); resume=False starts over and
+    overwrites metrics.jsonl and the checkpoints.
+    """
+    t_call = time.perf_counter()
+    config = config or TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    metrics_path = run_dir / "metrics.jsonl"
+
+    n = len(train_set)
+    bs = config.batch_size
+    spe = n // bs if config.drop_last else math.ceil(n / bs)
+    if spe == 0:
+        raise ConfigError(f"the training set has {n} samples, fewer than TrainConfig.batch_size={bs} "
+                          f"with drop_last=True: no full batch; lower batch_size or set drop_last=False")
+    total_steps = config.epochs * spe
+    warmup_steps = round(config.warmup_epochs * spe)
+    peak_lr = config.base_lr * bs / 32
+
+    if model is None:
+        torch.manual_seed(config.seed)
+        model = build_model(spec)
+    else:
+        check_state_dict(_reference_state(spec), model.state_dict(), "train(model=...)")
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(model, config)
+
+    epoch, step_in_epoch, step = 0, 0, 0
+    best: dict | None = None
+    last_val: dict | None = None
+    prev_elapsed = 0.0
+    if resume and last_path.exists():
+        ckpt = _read_checkpoint(last_path)
+        try:
+            stored_spec = spec_from_dict(ckpt["spec"])
+        except PoseNASError as e:
+            raise CheckpointError(f"checkpoint {last_path}: stored spec is invalid: {e}") from None
+        if stored_spec != spec:
+            raise CheckpointError(f"cannot resume {last_path}: it was trained with a different spec "
+                                  f"({_spec_mismatch(stored_spec, spec)}); use resume=False or a new run_dir")
+        old = ckpt.get("config", {})
+        for name in TrainConfig.TRAJECTORY_FIELDS:
+            if old.get(name) != getattr(config, name):
+                raise ConfigError(f"cannot resume {last_path}: it was trained with {name}={old.get(name)!r}, "
+                                  f"but the config has {name}={getattr(config, name)!r}; use the same value, "
+                                  f"resume=False or a new run_dir")
+        if ckpt.get("steps_per_epoch") != spe:
+            raise ConfigError(f"cannot resume {last_path}: it had {ckpt.get('steps_per_epoch')} steps per epoch, "
+                              f"the training set ({n} samples) now gives {spe}; use the same data, resume=False "
+                              f"or a new run_dir")
+        check_state_dict(model.state_dict(), ckpt["model"], f"checkpoint {last_path}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(ckpt["rng"])
+        epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
+        best, last_val, prev_elapsed = ckpt.get("best"), ckpt.get("last_val"), float(ckpt.get("elapsed_s", 0.0))
+        # Drop log lines written after this checkpoint (work lost in the kill): they will be redone.
+        kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= step]
+        atomic_write_text(metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    else:
+        atomic_write_text(metrics_path, "")
+        for p in (last_path, best_path):
+            p.unlink(missing_ok=True)
+    atomic_write_json(run_dir / "config.json", {"train": config.to_dict(), "spec": spec.to_dict()})
+
+    def elapsed() -> float:
+        return prev_elapsed + time.perf_counter() - t_call
+
+    def save(path: Path) -> None:
+        atomic_torch_save(path, {
+            "format": CHECKPOINT_FORMAT,
+            "spec": spec.to_dict(),
+            "config": config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "steps_per_epoch": spe,
+            "rng": _rng_state(),
+            "best": best,
+            "last_val": last_val,
+            "elapsed_s": elapsed(),
+        })
+
+    def validate() -> None:
+        nonlocal best, last_val
+        val = _jsonable(val_fn(model))
+        model.train()
+        last_val = val
+        append_jsonl(metrics_path, {"epoch": epoch, "step": step, "val": val, "time": elapsed(),
+                                    "wall": time.time()})
+        metric = "AP" if "AP" in val else ("loss" if "loss" in val else None)
+        if metric is not None and _better(metric, float(val[metric]), best and best["value"]):
+            best = {"metric": metric, "value": float(val[metric]), "epoch": epoch, "step": step}
+            save(best_path)
+
+    if epoch >= config.epochs:
+        return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, "already_complete", best,
+                           last_val, None, time.perf_counter() - t_call, elapsed())
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=step, disable=not config.progress, desc="train", unit="step")
+    model.train()
+    stop_reason = "completed"
+    win_loss, win_steps, win_imgs, win_t0 = 0.0, 0, 0, time.perf_counter()
+    last_loss = None
+    budget_s = config.max_minutes * 60 if config.max_minutes else None
+    try:
+        while epoch < config.epochs:
+            if hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch)))
+            indices = perm[step_in_epoch * bs: spe * bs].tolist()      # drops the tail when drop_last
+            loader = DataLoader(train_set, batch_size=bs, sampler=indices, num_workers=config.num_workers,
+                                generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch, step_in_epoch)))
+            over_budget = False
+            for batch in loader:
+                images = batch["image"]                                 # (B, 3, H, W)
+                if config.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                lr = lr_at(step, total_steps, warmup_steps, peak_lr, config.min_lr_ratio)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                    pred = model(images)                                # (B, K, H/4, W/4)
+                loss = heatmap_mse(pred, batch["target"], batch["target_weight"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                step += 1
+                step_in_epoch += 1
+                bar.update(1)
+
+                win_loss += float(loss.detach())
+                win_steps += 1
+                win_imgs += images.shape[0]
+                if step % config.log_every == 0 or step_in_epoch == spe:
+                    now = time.perf_counter()
+                    last_loss = win_loss / win_steps
+                    append_jsonl(metrics_path, {"step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
+                                                "img_per_s": win_imgs / max(now - win_t0, 1e-9),
+                                                "time": elapsed(), "wall": time.time()})
+                    bar.set_postfix(loss=f"{last_loss:.3g}", lr=f"{lr:.2g}")
+                    win_loss, win_steps, win_imgs, win_t0 = 0.0, 0, 0, now
+                over_budget = budget_s is not None and time.perf_counter() - t_call > budget_s
+                if step_in_epoch < spe:
+                    if over_budget:
+                        break
+                    if config.ckpt_every_steps and step % config.ckpt_every_steps == 0:
+                        save(last_path)
+            if over_budget and step_in_epoch < spe:        # stopped mid-epoch
+                stop_reason = "time_budget"
+                if val_fn is not None:
+                    validate()
+                save(last_path)
+                break
+            epoch += 1
+            step_in_epoch = 0
+            if val_fn is not None and (epoch % config.val_every == 0 or epoch == config.epochs or over_budget):
+                validate()
+            save(last_path)
+            win_t0 = time.perf_counter()        # throughput windows exclude validation and saving
+            if over_budget and epoch < config.epochs:
+                stop_reason = "time_budget"
+                break
+    finally:
+        bar.close()
+    return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, stop_reason, best, last_val,
+                       last_loss, time.perf_counter() - t_call, elapsed())

@@ -1,0 +1,54 @@
+"""The `posenas` command line: one clear error for bad input, JSON on success."""
+
+import json
+
+import pytest
+
+from posenas_core.cli import main, parse_hw
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unknown_option_is_rejected(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "synth", "--out", "x", "--colour", "red"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --colour red" in capsys.readouterr().err
+
+
+def test_bad_values_name_the_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--out", "x", "--train", "-3"])
+    assert "--train" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["profile", "baseline-resnet", "--input", "256by192"])
+    err = capsys.readouterr().err
+    assert "--input" in err and "HxW" in err
+
+
+@pytest.mark.parametrize("text, hw", [("256x192", (256, 192)), ("128X96", (128, 96))])
+def test_parse_hw(text, hw):
+    assert parse_hw(text) == hw
+
+
+def test_parse_hw_rejects_non_multiples_of_32():
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="multiples of 32"):
+        parse_hw("250x190")
+
+
+def test_missing_config_file_is_one_line_error(capsys, tmp_path):
+    code, out, err = run(capsys, "data", "synth", "--out", str(tmp_path / "d"), "--config", str(tmp_path / "nope.json"))
+    assert code == 2 and out == ""
+    assert err.strip() == f"posenas data: error: --config: file not found: {tmp_path / 'nope.json'}"
+    assert not (tmp_path / "d").exists()
+
+
+def test_eval_missing_checkpoint(capsys, tmp_path):
+    code, _, err = run(capsys, "eval", str(tmp_path / "none.pt"), "--data", str(tmp_path))
+    assert code == 2 and "checkpoint file not found" in err
