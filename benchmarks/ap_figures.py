@@ -4,7 +4,7 @@
 2. OKS AP of the baseline network trained for at most `--minutes` (15) on 2 cores (target >= 0.60).
 
 The number of epochs is chosen so that the cosine schedule ends inside the budget: a short
-calibration run measures the trainer's img/s on this machine first. The trainer's own time budget
+calibration (`pipeline.measure_train_speed`) measures training img/s on this machine first. The trainer's own time budget
 (`max_minutes`) is the hard stop either way.
 
     .venv/bin/python benchmarks/ap_figures.py [--train 8000] [--val 500] [--minutes 15] [--model baseline-resnet]
@@ -13,12 +13,9 @@ calibration run measures the trainer's img/s on this machine first. The trainer'
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import time
 from pathlib import Path
-
-import torch
 
 from _common import OUT, emit
 
@@ -38,9 +35,6 @@ def main() -> None:
     a = ap.parse_args()
     from posenas_core import pipeline
     from posenas_core.data.synthpose import write_synthpose
-    from posenas_core.runs.io import read_jsonl
-    from posenas_core.train.trainer import TrainConfig, train
-    from posenas_core.models.registry import load_spec
 
     hw = tuple(int(v) for v in a.input.split("x"))
     t0 = time.perf_counter()
@@ -49,34 +43,19 @@ def main() -> None:
     gen_s = time.perf_counter() - t0
     mean_pose = pipeline.mean_pose_baseline(a.data)
 
-    # Calibrate: img/s of the trainer on this machine now (40 steps after 5 warm-up steps).
-    person_set = pipeline.load_split(a.data, "train", train=True)
-    ds = pipeline.make_dataset(person_set, hw, train=True, seed=a.seed)
-    calib = a.run.parent / (a.run.name + "_calib")
-    shutil.rmtree(calib, ignore_errors=True)
-    sub = torch.utils.data.Subset(ds, range(45 * a.batch_size))
-    sub.set_epoch = ds.set_epoch
-    train(load_spec(a.model), sub, calib, TrainConfig(epochs=1, batch_size=a.batch_size, log_every=1, progress=False,
-                                                      ckpt_every_steps=None), resume=False)
-    logs = [r for r in read_jsonl(calib / "metrics.jsonl") if "loss" in r]
-    ips = (logs[-1]["step"] - 5) * a.batch_size / (logs[-1]["time"] - next(r for r in logs if r["step"] == 5)["time"])
-    shutil.rmtree(calib, ignore_errors=True)
-    # Leave ~8% of the budget for validation and checkpoints.
-    epochs = max(1, math.floor(0.92 * a.minutes * 60 * ips / len(ds)))
-
     shutil.rmtree(a.run, ignore_errors=True)
-    summary = pipeline.train_on_dataset(data_dir=a.data, model=a.model, run_dir=a.run, input_hw=hw, epochs=epochs,
+    summary = pipeline.train_on_dataset(data_dir=a.data, model=a.model, run_dir=a.run, input_hw=hw, epochs="auto",
                                         batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, seed=a.seed,
-                                        progress=True, val_every=epochs)
+                                        progress=True, validate=False)
     metrics = {}
     for decode in ("argmax", "dark"):
         m = pipeline.evaluate_checkpoint(a.run / "checkpoints" / "last.pt", data_dir=a.data, decode=decode, input_hw=hw)
         metrics[decode] = {"AP": m["coco"]["AP"], "coco": m["coco"], "per_joint_ap": m["per_joint_ap"],
                            "pck@0.2": m["pck@0.2"]}
     emit("ap_figures", {
-        "data": str(a.data), "generation_s": round(gen_s, 1), "train_persons": len(ds),
+        "data": str(a.data), "generation_s": round(gen_s, 1),
         "val_persons": mean_pose["n_persons"], "model": a.model, "input": a.input,
-        "calibration_img_per_s": round(ips, 1), "epochs": epochs, "budget_minutes": a.minutes,
+        "epochs": summary["epochs"], "budget_minutes": a.minutes,
         "train_seconds": summary.get("total_elapsed_s", summary.get("train_seconds")),
         "stop_reason": summary.get("stop_reason"),
         "mean_pose_AP": mean_pose["coco"]["AP"], "baseline_AP": metrics["argmax"]["AP"],

@@ -49,6 +49,10 @@ def _pos_int(text: str) -> int:
     return v
 
 
+def _epochs(text: str) -> int | str:
+    return "auto" if text == "auto" else _pos_int(text)
+
+
 def _pos_float(text: str) -> float:
     try:
         v = float(text)
@@ -88,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="baseline-resnet", help="preset name or spec JSON (default baseline-resnet)")
     t.add_argument("--out", required=True, type=Path, help="run directory")
     t.add_argument("--input", type=parse_hw, default=(128, 96))
-    t.add_argument("--epochs", type=_pos_int, default=10)
+    t.add_argument("--epochs", type=_epochs, default=10, help="a positive integer, or 'auto' to fit --minutes")
     t.add_argument("--batch-size", type=_pos_int, default=32)
     t.add_argument("--lr", type=_pos_float, default=None, help="base lr at batch 32 (default: TrainConfig's)")
     t.add_argument("--minutes", type=_pos_float, default=None, help="time budget; stops cleanly after it")

@@ -70,20 +70,71 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     return out
 
 
-def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int = 10, batch_size: int = 32,
+def measure_train_speed(spec, dataset, *, batch_size: int = 32, steps: int = 8, warmup: int = 2,
+                        channels_last: bool = True) -> float:
+    """Training img/s of `spec` on `dataset` on this machine now: forward + masked MSE + backward + Adam,
+    with the real data path (items from `dataset`), `warmup` steps excluded."""
+    import torch
+
+    from posenas_core.models.registry import build_model
+    from posenas_core.train.trainer import heatmap_mse
+
+    model = build_model(spec).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if len(dataset) == 0:
+        raise ConfigError("measure_train_speed: the dataset is empty")
+    idx = [i % len(dataset) for i in range((steps + warmup) * batch_size)]  # a small dataset is cycled
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
+    t0, seen = None, 0
+    for i, b in enumerate(loader):
+        if i == warmup:
+            t0 = time.perf_counter()
+        loss = heatmap_mse(model(b["image"].contiguous(memory_format=fmt)), b["target"], b["target_weight"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            seen += b["image"].shape[0]
+    return seen / (time.perf_counter() - t0)
+
+
+def epochs_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reserve: float = 0.1) -> int:
+    """Whole epochs that fit in `minutes` at `img_per_s`, keeping `reserve` of the budget for validation
+    and checkpoints, so that the cosine schedule ends inside the budget (at least 1)."""
+    return max(1, int((1.0 - reserve) * minutes * 60.0 * img_per_s // max(n_samples, 1)))
+
+
+def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int | str = 10, batch_size: int = 32,
                      base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 1,
                      seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
-                     progress: bool = True, val_every: int = 1) -> dict:
-    """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split."""
+                     progress: bool = True, val_every: int = 1, validate: bool = True) -> dict:
+    """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split.
+
+    epochs="auto" picks the number of epochs that fits `max_minutes` (see `epochs_for_budget`);
+    validate=False skips the per-epoch validation (when the caller evaluates afterwards anyway)."""
     from posenas_core.models.registry import load_spec
     from posenas_core.train.predict import make_val_fn
     from posenas_core.train.trainer import TrainConfig, train
 
     run_dir = Path(run_dir)
     spec = load_spec(model)
+    run_dir = Path(run_dir)
     train_set = load_split(data_dir, "train", train=True)
-    val_set = load_split(data_dir, "val", train=False)
-    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw)}
+    val_set = load_split(data_dir, "val", train=False) if validate else None
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed)
+    if epochs == "auto":
+        # Fit the schedule to the time budget (measured now), unless resuming a run that already chose.
+        previous = run_dir / "config.json"
+        if resume and previous.is_file():
+            epochs = int(json.loads(previous.read_text())["train"]["epochs"])
+        elif max_minutes is None:
+            raise ConfigError("epochs='auto' needs a time budget (max_minutes)")
+        else:
+            ips = measure_train_speed(load_spec(model), ds, batch_size=batch_size, channels_last=channels_last)
+            epochs = epochs_for_budget(len(ds), max_minutes, ips)
+    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)
     cfg_kwargs = dict(epochs=epochs, batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=bf16,
@@ -91,9 +142,7 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     if base_lr is not None:
         cfg_kwargs["base_lr"] = base_lr
     config = TrainConfig(**cfg_kwargs)
-    ds = make_dataset(train_set, input_hw, train=True, seed=seed)
-    val_ds = make_dataset(val_set, input_hw, train=False)
-    val_fn = make_val_fn(val_ds, val_set.coco)
+    val_fn = make_val_fn(make_dataset(val_set, input_hw, train=False), val_set.coco) if validate else None
     t0 = time.time()
     result = train(spec, ds, run_dir, config, val_fn=val_fn, resume=resume)
     summary = {"run_dir": str(run_dir), "train_seconds": round(time.time() - t0, 1), **info}
@@ -150,8 +199,10 @@ def mean_pose_baseline(data_dir, split: str = "val") -> dict:
 
 
 def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float = 3.0, model: str = "baseline-resnet",
-             seed: int = 0, input_hw=(128, 96)) -> dict:
-    """Generate SynthPose, train the baseline for `minutes`, evaluate, write OUT/metrics.json."""
+             seed: int = 0, input_hw=(128, 96), epochs: int | str = "auto") -> dict:
+    """Generate SynthPose, train the baseline for `minutes`, evaluate, write OUT/metrics.json.
+
+    epochs="auto" fits the cosine schedule to the time budget (a short speed measurement first)."""
     from posenas_core.data.synthpose import write_synthpose
 
     out_dir = Path(out_dir)
@@ -162,7 +213,7 @@ def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float =
         write_synthpose(data_dir, n_train, n_val, 0, seed=seed)
     t_data = time.time() - t0
     summary = train_on_dataset(data_dir=data_dir, model=model, run_dir=out_dir / "run", input_hw=input_hw,
-                               epochs=1000, max_minutes=minutes, seed=seed)
+                               epochs=epochs, max_minutes=minutes, seed=seed, validate=False)
     ckpt = out_dir / "run" / "checkpoints" / "last.pt"
     metrics = evaluate_checkpoint(ckpt, data_dir=data_dir, input_hw=input_hw)
     baseline = mean_pose_baseline(data_dir)

@@ -1,0 +1,239 @@
+"""Shared wiring for the lab's widgets: an error area, background work with progress + stop, display.
+
+- `ErrorArea`: an `ipywidgets.Output` that callbacks report their exceptions into. ``with
+  errors.catch("rendering"):`` shows the traceback in the Output (as a Jupyter "error" output, so
+  it renders like a cell error) and keeps it in `.errors`; nothing is raised into the comm layer
+  (where ipywidgets would only log it) and nothing is swallowed silently. Works from any thread
+  and without a kernel (the outputs are appended to the widget's state directly, not captured).
+- `BackgroundTask`: runs ``fn(report, stop_event)`` in a daemon thread with a progress bar, a status
+  label and a Stop button; ``report(done, total=None, text="")`` moves the bar; the function
+  checks ``stop_event.is_set()`` between units of work. Errors go to the task's `ErrorArea`.
+- `Poller`: calls ``fn()`` every `interval` seconds in a daemon thread until stopped (a live view).
+- `DisplayMixin`: ``_repr_mimebundle_`` / ``_ipython_display_`` delegate to ``self.widget`` so that
+  a bare widget object at the end of a cell displays.
+- `png_bytes`: RGB uint8 array -> PNG bytes (for `ipywidgets.Image`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from typing import Callable
+
+import numpy as np
+import ipywidgets as W
+
+__all__ = ["ErrorArea", "BackgroundTask", "Poller", "DisplayMixin", "png_bytes"]
+
+
+class ErrorArea:
+    """An Output area for the exceptions of callbacks (see the module docstring).
+
+    `.widget` is the `ipywidgets.Output`; `.errors` the list of (context, exception) shown so far;
+    `.last_error` the latest exception (None if none). `clear()` empties both.
+    """
+
+    def __init__(self, max_errors: int = 5):
+        self.widget = W.Output(layout=W.Layout(max_height="320px", overflow="auto"))
+        self.errors: list[tuple[str, BaseException]] = []
+        self.max_errors = int(max_errors)  # only the latest few tracebacks stay on screen
+        self._lock = threading.Lock()
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self.errors[-1][1] if self.errors else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self.errors.clear()
+            self.widget.outputs = ()
+
+    def show(self, exc: BaseException, context: str = "") -> None:
+        """Append `exc` (with its traceback) to the Output area."""
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        head = f"Error while {context}: " if context else "Error: "
+        out = {
+            "output_type": "error",
+            "ename": type(exc).__name__,
+            "evalue": str(exc),
+            "traceback": [f"\x1b[31m{head}{type(exc).__name__}: {exc}\x1b[0m", *"".join(tb).rstrip().splitlines()],
+        }
+        with self._lock:
+            self.errors.append((context, exc))
+            self.widget.outputs = (tuple(self.widget.outputs) + (out,))[-self.max_errors:]
+
+    @contextlib.contextmanager
+    def catch(self, context: str = ""):
+        """Run the block; an Exception inside it is shown (not raised, not swallowed)."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - shown to the user, see the docstring
+            self.show(exc, context)
+
+    def wrap(self, fn: Callable, context: str = "") -> Callable:
+        """`fn` with its exceptions shown here (for ``observe`` / ``on_click`` callbacks)."""
+
+        def inner(*args, **kwargs):
+            with self.catch(context or getattr(fn, "__name__", "")):
+                return fn(*args, **kwargs)
+
+        inner.__name__ = getattr(fn, "__name__", "callback")
+        return inner
+
+
+class BackgroundTask:
+    """Long work in a daemon thread with a progress bar and a Stop button.
+
+    ``task = BackgroundTask(fn, description="train")``; ``task.start()`` runs
+    ``fn(report, stop_event)``. `report(done, total=None, text="")` updates the bar (``total``
+    None keeps the previous total) and the label. `stop()` sets the event (the Stop button calls
+    it); the function should return soon after. ``task.result`` / ``task.error`` hold the outcome;
+    errors are also shown in ``task.errors`` (an `ErrorArea`, shared if one is passed).
+    """
+
+    def __init__(self, fn: Callable[[Callable, threading.Event], object], *, description: str = "",
+                 errors: ErrorArea | None = None, on_done: Callable[["BackgroundTask"], None] | None = None):
+        self.fn = fn
+        self.on_done = on_done
+        self.errors = errors or ErrorArea()
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description=description,
+                                        layout=W.Layout(width="320px"))
+        self.label = W.Label("")
+        self.stop_button = W.Button(description="Stop", icon="stop", button_style="warning",
+                                    disabled=True, layout=W.Layout(width="90px"))
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.widget = W.HBox([self.progress, self.stop_button, self.label])
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.result = None
+        self.error: BaseException | None = None
+        self.state = "idle"  # idle | running | stopping | done | stopped | failed
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def report(self, done: float, total: float | None = None, text: str = "") -> None:
+        if total is not None and total > 0:
+            self.progress.max = float(total)
+        self.progress.value = float(min(max(done, 0.0), self.progress.max))
+        if text:
+            self.label.value = text
+
+    def start(self) -> "BackgroundTask":
+        if self.running:
+            raise RuntimeError("this task is already running; stop() it first")
+        self.stop_event = threading.Event()
+        self.result, self.error = None, None
+        self.state = "running"
+        self.stop_button.disabled = False
+        self.progress.bar_style = ""
+        self.thread = threading.Thread(target=self._run, name=f"lab-{self.progress.description or 'task'}",
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.result = self.fn(self.report, self.stop_event)
+            self.state = "stopped" if self.stop_event.is_set() else "done"
+            self.progress.bar_style = "warning" if self.stop_event.is_set() else "success"
+        except Exception as exc:  # noqa: BLE001 - shown in the error area
+            self.error = exc
+            self.state = "failed"
+            self.progress.bar_style = "danger"
+            self.errors.show(exc, self.progress.description or "running the task")
+        finally:
+            self.stop_button.disabled = True
+            if self.on_done is not None:
+                with self.errors.catch("finishing the task"):
+                    self.on_done(self)
+
+    def stop(self, wait: float | None = None) -> None:
+        """Ask the work to stop; with `wait`, join the thread for up to that many seconds."""
+        if self.running:
+            self.state = "stopping"
+        self.stop_event.set()
+        self.stop_button.disabled = True
+        if wait is not None:
+            self.join(wait)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True if it has finished."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.running
+
+
+class Poller:
+    """Call `fn()` every `interval` seconds in a daemon thread until `stop()` (errors -> `errors`).
+
+    An error does not end the polling (a file being rewritten may be unreadable for a moment);
+    each failing call is shown once per distinct message in a row.
+    """
+
+    def __init__(self, fn: Callable[[], object], interval: float, errors: ErrorArea, name: str = "poll"):
+        if not interval > 0:
+            raise ValueError(f"poll interval must be > 0 seconds, got {interval}")
+        self.fn, self.interval, self.errors, self.name = fn, float(interval), errors, name
+        self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self._last_msg = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, args=(self._stop,), name=f"lab-{self.name}", daemon=True)
+        self.thread.start()
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.fn()
+                self._last_msg = None
+            except Exception as exc:  # noqa: BLE001 - shown in the error area
+                msg = f"{type(exc).__name__}: {exc}"
+                if msg != self._last_msg:
+                    self.errors.show(exc, self.name)
+                self._last_msg = msg
+            stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    def stop(self, wait: float | None = 5.0) -> None:
+        self._stop.set()
+        if self.thread is not None and wait is not None and self.thread is not threading.current_thread():
+            self.thread.join(wait)
+
+
+class DisplayMixin:
+    """A bare widget object displays its `.widget` (the root ipywidgets container)."""
+
+    widget: W.Widget
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) uint8 RGB array as PNG bytes."""
+    import cv2
+
+    a = np.ascontiguousarray(rgb)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"png_bytes: expected an (H, W, 3) uint8 RGB array, got {a.dtype} {a.shape}")
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(a, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError("png_bytes: OpenCV could not encode the image")
+    return buf.tobytes()

@@ -1,0 +1,344 @@
+"""TrainingMonitor: live loss / learning-rate / validation-AP curves of a training run directory.
+
+    mon = TrainingMonitor("runs/r1")      # polls every 2 s in a daemon thread; works while the
+    mon                                   # training runs in this kernel, another kernel or a shell
+
+It reads the trainer's files (`posenas_core.train.trainer`): ``metrics.jsonl`` (per log step
+{step, epoch, loss, lr, img_per_s, time, wall}; per validation {epoch, step, val: {...}, time, wall})
+and ``config.json`` ({"train": TrainConfig, "spec": spec}).
+
+Reading (`JsonlTail`): only the bytes appended since the last poll are read (the file offset is kept);
+a last line without its newline is a write in progress (or a kill's torn line) and is left for the next
+poll; a file that was replaced (the trainer rewrites it atomically when it starts or resumes: new inode)
+or shrank is read again from the start. A complete line that is not JSON is skipped and reported once in
+the Output area.
+
+Status ("finished" / "running" / "waiting for metrics.jsonl"): finished when a validation record has
+epoch >= config epochs (the trainer validates after the last epoch) or when the last log step reaches
+epochs x steps-per-epoch (steps per epoch = the last step logged in epoch 0: the trainer always logs
+the last step of an epoch). Otherwise "running", with the time since the file last changed (a run that
+was killed or stopped by its time budget shows a growing age).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import plotly.graph_objects as go
+
+from posenas_core.errors import DataError
+
+from lab._util import DisplayMixin, ErrorArea, Poller
+from lab.figures import metrics_frame, training_curves, val_ap
+
+__all__ = ["JsonlTail", "TrainingMonitor", "run_status", "config_html"]
+
+
+class JsonlTail:
+    """Incremental reader of an append-only JSON-lines file (see the module docstring).
+
+    `.records` holds every complete record read so far; `poll()` returns (new records, reset) where
+    reset is True when the file was replaced / truncated / deleted and `.records` started over.
+    Complete lines that are not JSON objects are skipped and returned by `poll` in `.bad_lines`
+    ([(line number, message)] of that poll).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.offset = 0
+        self.ident: tuple[int, int] | None = None
+        self.records: list[dict] = []
+        self.lines_read = 0
+        self.bad_lines: list[tuple[int, str]] = []
+        self.mtime: float | None = None
+
+    def _reset(self) -> None:
+        self.offset, self.lines_read, self.records = 0, 0, []
+
+    @property
+    def exists(self) -> bool:
+        return self.ident is not None
+
+    def poll(self) -> tuple[list[dict], bool]:
+        self.bad_lines = []
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            reset = self.ident is not None
+            self.ident, self.mtime = None, None
+            self._reset()
+            return [], reset
+        ident = (st.st_dev, st.st_ino)
+        reset = False
+        if ident != self.ident or st.st_size < self.offset:
+            reset = self.ident is not None
+            self._reset()
+            self.ident = ident
+        self.mtime = st.st_mtime
+        if st.st_size <= self.offset:
+            return [], reset
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(st.st_size - self.offset)
+        end = data.rfind(b"\n")
+        if end < 0:  # only a line in progress
+            return [], reset
+        self.offset += end + 1
+        new = []
+        for raw in data[: end + 1].split(b"\n")[:-1]:
+            self.lines_read += 1
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                self.bad_lines.append((self.lines_read, f"not valid JSON ({e})"))
+                continue
+            if not isinstance(rec, dict):
+                self.bad_lines.append((self.lines_read, f"a JSON {type(rec).__name__}, not an object"))
+                continue
+            new.append(rec)
+        self.records.extend(new)
+        return new, reset
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def config_html(config: dict | None) -> str:
+    """The run's config.json as HTML tables: one section per top-level key ("train", "spec", ...)."""
+    if not config:
+        return "<i>no config.json yet</i>"
+    parts = []
+    for section, body in config.items():
+        parts.append(f"<div style='font-weight:bold;margin-top:4px'>{html.escape(str(section))}</div>")
+        if isinstance(body, dict):
+            rows = "".join(
+                f"<tr><td style='padding:0 8px 0 0;color:#555;vertical-align:top'>{html.escape(str(k))}</td>"
+                f"<td style='padding:0;word-break:break-all'><code>{html.escape(_fmt(v))}</code></td></tr>"
+                for k, v in body.items())
+            parts.append(f"<table style='font-size:12px'>{rows}</table>")
+        else:
+            parts.append(f"<code>{html.escape(_fmt(body))}</code>")
+    return "".join(parts)
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def run_status(records: list[dict], config: dict | None, *, exists: bool = True, age_s: float | None = None) -> dict:
+    """Summary of a run from its metrics records and config (pure; see the module docstring for the rules).
+
+    Returns {"state": "waiting" | "running" | "finished", "step", "epoch", "epochs", "steps_per_epoch",
+    "total_steps", "loss", "lr", "img_per_s", "elapsed_s", "best_ap", "last_ap", "n_val", "age_s"}
+    (None where unknown).
+    """
+    train = [r for r in records if not isinstance(r.get("val"), dict)]
+    vals = [r for r in records if isinstance(r.get("val"), dict)]
+    epochs = None
+    if isinstance(config, dict) and isinstance(config.get("train"), dict):
+        e = config["train"].get("epochs")
+        epochs = e if isinstance(e, int) and not isinstance(e, bool) else None
+    spe = None
+    if any((r.get("epoch") or 0) >= 1 for r in records):
+        steps0 = [r["step"] for r in train if r.get("epoch") == 0 and isinstance(r.get("step"), int)]
+        spe = max(steps0) if steps0 else None
+    last = train[-1] if train else {}
+    step = max([r.get("step") for r in records if isinstance(r.get("step"), (int, float))], default=None)
+    aps = [a for a in (val_ap(r["val"]) for r in vals) if not math.isnan(a)]
+    total = epochs * spe if (epochs and spe) else None
+    finished = bool(
+        (epochs is not None and any(isinstance(r.get("epoch"), int) and r["epoch"] >= epochs for r in vals))
+        or (total is not None and step is not None and step >= total))
+    times = [r.get("time") for r in records if isinstance(r.get("time"), (int, float))]
+    state = "waiting" if not exists else ("finished" if finished else "running")
+    return {
+        "state": state, "step": step, "epoch": last.get("epoch"), "epochs": epochs, "steps_per_epoch": spe,
+        "total_steps": total, "loss": last.get("loss"), "lr": last.get("lr"), "img_per_s": last.get("img_per_s"),
+        "elapsed_s": max(times) if times else None, "best_ap": max(aps) if aps else None,
+        "last_ap": aps[-1] if aps else None, "n_val": len(vals), "age_s": age_s,
+    }
+
+
+class TrainingMonitor(DisplayMixin):
+    """Live curves of a run directory (see the module docstring).
+
+    Attributes: `.widget` (root), `.figure` (go.FigureWidget with the 4 traces of
+    `lab.figures.training_curves`), `.status` (HTML status line), `.config` (HTML of config.json),
+    `.progress`, `.errors` (ErrorArea), `.records` (all metrics records read), `.df` (their
+    `metrics_frame`), `.summary` (the latest `run_status` dict). `refresh()` polls once synchronously;
+    `start()` / `stop()` the polling thread.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, poll_seconds: float = 2.0, autostart: bool = True,
+                 title: str = "", stale_after_s: float = 300.0):
+        if not (isinstance(poll_seconds, (int, float)) and poll_seconds > 0):
+            raise DataError(f"TrainingMonitor: poll_seconds must be a number > 0, got {poll_seconds!r}")
+        self.run_dir = Path(run_dir)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.config_path = self.run_dir / "config.json"
+        self.poll_seconds = float(poll_seconds)
+        self.stale_after_s = float(stale_after_s)
+        self.tail = JsonlTail(self.metrics_path)
+        self.config_dict: dict | None = None
+        self._config_stamp: tuple | None = None
+        self._lock = threading.Lock()
+        self._drawn = None  # (n records, tail ident) last drawn
+        self.df = metrics_frame([])
+        self.summary: dict = {}
+        self.polls = 0
+
+        self.errors = ErrorArea()
+        self.figure = go.FigureWidget(training_curves(self.df, title=""))
+        self.figure.layout.width = 880
+        self.status = W.HTML()
+        self.progress = W.FloatProgress(value=0, min=0, max=1, description="progress",
+                                        layout=W.Layout(width="260px"))
+        self.config = W.HTML(config_html(None), layout=W.Layout(width="300px", max_height="330px",
+                                                                overflow="auto", margin="0 0 0 8px"))
+        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="90px"))
+        self.live_button = W.ToggleButton(value=False, description="live", icon="eye",
+                                          tooltip=f"poll {self.metrics_path.name} every {self.poll_seconds:g} s",
+                                          layout=W.Layout(width="80px"))
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.live_button.observe(self.errors.wrap(self._on_live, "starting / stopping the polling"), names="value")
+        head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title or str(self.run_dir))}</h3>")
+        self.widget = W.VBox([
+            head,
+            W.HBox([self.progress, self.refresh_button, self.live_button, self.status]),
+            W.HBox([self.figure, self.config]),
+            self.errors.widget,
+        ])
+        self._poller = Poller(self._poll, self.poll_seconds, self.errors, name=f"reading {self.metrics_path}")
+        self.refresh()
+        if autostart:
+            self.start()
+
+    @property
+    def records(self) -> list[dict]:
+        return self.tail.records
+
+    @property
+    def running(self) -> bool:
+        return self._poller.running
+
+    def start(self) -> None:
+        """Start polling in a daemon thread (the 'live' button does the same)."""
+        if not self.live_button.value:
+            self.live_button.value = True  # -> _on_live
+        elif not self._poller.running:
+            self._poller.start()
+
+    def stop(self, wait: float | None = 5.0) -> None:
+        """Stop polling (the figure keeps its data; `refresh()` still works)."""
+        self._poller.stop(wait)
+        if self.live_button.value:
+            self.live_button.value = False
+
+    def _on_live(self, change) -> None:
+        if change["new"]:
+            self._poller.start()
+        else:
+            self._poller.stop(wait=None)
+
+    def refresh(self) -> None:
+        """Poll once, synchronously (errors go to the Output area)."""
+        with self.errors.catch(f"reading {self.metrics_path}"):
+            self._poll()
+
+    def _read_config(self) -> None:
+        try:
+            st = os.stat(self.config_path)
+        except FileNotFoundError:
+            if self.config_dict is not None:
+                self.config_dict, self._config_stamp = None, None
+                self.config.value = config_html(None)
+            return
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._config_stamp:
+            return
+        try:
+            cfg = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{self.config_path} is not valid JSON: {e}") from None
+        if not isinstance(cfg, dict):
+            raise DataError(f"{self.config_path} must hold a JSON object, got {type(cfg).__name__}")
+        self.config_dict, self._config_stamp = cfg, stamp
+        self.config.value = config_html(cfg)
+
+    def _poll(self) -> None:
+        with self._lock:
+            self.polls += 1
+            self._read_config()
+            new, reset = self.tail.poll()
+            key = (len(self.tail.records), self.tail.ident)
+            if key != self._drawn:
+                self.df = metrics_frame(self.tail.records)
+                fresh = training_curves(self.df)
+                with self.figure.batch_update():
+                    for live, t in zip(self.figure.data, fresh.data):
+                        live.x = t.x
+                        live.y = t.y
+                self._drawn = key
+            age = time.time() - self.tail.mtime if self.tail.mtime is not None else None
+            self.summary = run_status(self.tail.records, self.config_dict, exists=self.tail.exists, age_s=age)
+            self._show_status(self.summary)
+            bad = self.tail.bad_lines
+        if bad:
+            n, msg = bad[0]
+            more = f" (and {len(bad) - 1} more lines)" if len(bad) > 1 else ""
+            raise DataError(f"{self.metrics_path}: line {n} is {msg}; skipped{more}")
+
+    def _show_status(self, s: dict) -> None:
+        if s["state"] == "waiting":
+            self.status.value = (f"<span style='color:#888'>waiting for {html.escape(str(self.metrics_path))}"
+                                 "</span>")
+            self.progress.value = 0
+            return
+        parts = []
+        if s["state"] == "finished":
+            parts.append("<b style='color:#176f2c'>finished</b>")
+        elif s["age_s"] is not None and s["age_s"] > self.stale_after_s:
+            parts.append(f"<b style='color:#b36b00'>no update for {_hms(s['age_s'])}</b> (stopped, or validating)")
+        else:
+            parts.append("<b style='color:#1f5fbf'>running</b>")
+        if s["step"] is not None:
+            tot = f" / {s['total_steps']}" if s["total_steps"] else ""
+            parts.append(f"step {int(s['step'])}{tot}")
+        if s["epoch"] is not None:
+            # the trainer's epoch is the 0-based epoch in progress: show it 1-based, "epoch 3 / 3"
+            parts.append(f"epoch {int(s['epoch']) + 1}" + (f" / {s['epochs']}" if s["epochs"] else ""))
+        if isinstance(s["loss"], (int, float)):
+            parts.append(f"loss {s['loss']:.4g}")
+        if isinstance(s["img_per_s"], (int, float)):
+            parts.append(f"{s['img_per_s']:.1f} img/s")
+        if s["elapsed_s"] is not None:
+            parts.append(f"elapsed {_hms(s['elapsed_s'])}")
+        if s["best_ap"] is not None:
+            parts.append(f"best AP {s['best_ap']:.3f}")
+        if s["state"] != "finished" and s["age_s"] is not None:
+            parts.append(f"<span style='color:#888'>updated {_hms(s['age_s'])} ago</span>")
+        self.status.value = " &middot; ".join(parts)
+        if s["state"] == "finished":
+            self.progress.max, self.progress.value, self.progress.bar_style = 1, 1, "success"
+        elif s["total_steps"] and s["step"] is not None:
+            self.progress.max, self.progress.value = float(s["total_steps"]), float(s["step"])
+            self.progress.bar_style = ""
+        elif s["epochs"] and s["epoch"] is not None:
+            self.progress.max, self.progress.value = float(s["epochs"]), float(s["epoch"])
+            self.progress.bar_style = ""

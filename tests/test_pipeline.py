@@ -1,0 +1,70 @@
+"""End to end on a tiny SynthPose: generate -> train -> evaluate -> metrics.json (what `make demo` runs)."""
+
+import json
+
+import pytest
+
+from posenas_core import pipeline
+from posenas_core.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    res = pipeline.run_demo(out, n_train=40, n_val=12, minutes=0.05, seed=3, epochs=2)
+    return out, res
+
+
+def test_demo_writes_metrics(demo):
+    out, res = demo
+    m = json.loads((out / "metrics.json").read_text())
+    assert res["metrics"] == str(out / "metrics.json")
+    for key in ("AP", "AP50", "AP75", "APm", "APl", "AR"):
+        assert key in m["val"]["coco"]
+    assert 0.0 <= m["AP"] <= 1.0 and m["AP"] == m["val"]["coco"]["AP"]
+    assert set(m["val"]["per_joint_ap"]) >= {"Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total"}
+    assert m["val"]["n_persons"] == m["mean_pose_baseline"]["n_persons"] > 0
+    assert m["train"]["stop_reason"] in ("time_budget", "completed")
+    assert (out / "run" / "checkpoints" / "last.pt").is_file()
+    assert (out / "synthpose" / "synthpose.json").is_file()
+
+
+def test_demo_rerun_reuses_dataset_and_resumes(demo):
+    out, _ = demo
+    before = (out / "synthpose" / "annotations" / "person_keypoints_train.json").stat().st_mtime_ns
+    steps_before = json.loads((out / "metrics.json").read_text())["train"]["step"]
+    pipeline.run_demo(out, n_train=40, n_val=12, minutes=0.05, seed=3, epochs=2)
+    assert (out / "synthpose" / "annotations" / "person_keypoints_train.json").stat().st_mtime_ns == before
+    assert json.loads((out / "metrics.json").read_text())["train"]["step"] >= steps_before
+
+
+def test_mean_pose_baseline_scores_below_a_perfect_predictor(demo):
+    out, _ = demo
+    r = pipeline.mean_pose_baseline(out / "synthpose")
+    assert 0.0 <= r["coco"]["AP"] < 0.9
+
+
+def test_evaluate_checkpoint_reads_input_size_from_run(demo):
+    out, _ = demo
+    m = pipeline.evaluate_checkpoint(out / "run" / "checkpoints" / "last.pt", data_dir=out / "synthpose", flip_test=False)
+    assert m["input_hw"] == [128, 96] and m["flip_test"] is False
+
+
+def test_auto_epochs_fit_the_budget(demo, tmp_path):
+    out, _ = demo
+    assert pipeline.epochs_for_budget(1000, minutes=1.0, img_per_s=100.0) == 5  # 0.9 * 6000 / 1000
+    assert pipeline.epochs_for_budget(10**6, minutes=1.0, img_per_s=1.0) == 1
+    ds = pipeline.make_dataset(pipeline.load_split(out / "synthpose", "train", train=True), (64, 64), train=True)
+    from posenas_core.models.registry import load_spec
+
+    assert pipeline.measure_train_speed(load_spec("baseline-resnet"), ds, batch_size=4, steps=2, warmup=1) > 0
+    with pytest.raises(ConfigError, match="needs a time budget"):
+        pipeline.train_on_dataset(data_dir=out / "synthpose", model="baseline-resnet", run_dir=tmp_path / "r",
+                                  epochs="auto", max_minutes=None, validate=False)
+
+
+def test_missing_split_names_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"person_keypoints_val\.json: annotation file not found"):
+        pipeline.split_paths(tmp_path, "val")
+    with pytest.raises(ConfigError, match="checkpoint file not found"):
+        pipeline.evaluate_checkpoint(tmp_path / "x.pt", data_dir=tmp_path)
