@@ -5,6 +5,8 @@
     posenas train --data DIR --model MODEL --out RUN [--input HxW] [--epochs E] [--minutes M] ...
     posenas eval CHECKPOINT --data DIR [--split val] [--decode argmax|dark] [--no-flip] [--out FILE]
     posenas demo --out DIR
+    posenas run NOTEBOOK -p NAME VALUE ... [-f params.yaml] --out DIR
+    posenas batch SWEEP.yaml [--workers N]
 
 MODEL is a preset name (`posenas profile --list`) or a spec JSON file. Errors in the input
 (unknown option, bad value, missing file) print one line naming what was wrong and exit 2.
@@ -111,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-flip", action="store_true")
     e.add_argument("--out", type=Path, help="also write the metrics JSON here")
 
+    r = sub.add_parser("run", help="run a parameterized notebook with papermill")
+    r.add_argument("notebook", type=Path)
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (repeatable); VALUE is JSON or a plain string")
+    r.add_argument("-f", "--params-file", type=Path, help="a YAML / JSON file of parameters")
+    r.add_argument("--out", required=True, type=Path, help="run directory")
+    r.add_argument("--timeout", type=_pos_float, default=None, help="per-cell timeout in seconds")
+    r.add_argument("--no-html", action="store_true")
+
+    b = sub.add_parser("batch", help="run a sweep (list and/or grid of notebook parameter sets)")
+    b.add_argument("sweep", type=Path, help="sweep YAML file")
+    b.add_argument("--reports", type=Path, default=Path("reports"), help="reports root (default reports/)")
+    b.add_argument("--workers", type=_pos_int, default=None, help="concurrent runs (default: the sweep's)")
+    b.add_argument("--timeout", type=_pos_float, default=None, help="per-cell timeout in seconds")
+
     m = sub.add_parser("demo", help="generate SynthPose, train the baseline briefly, evaluate, write metrics")
     m.add_argument("--out", type=Path, default=Path("reports/demo"))
     m.add_argument("--train", type=_pos_int, default=2000)
@@ -170,6 +187,46 @@ def _cmd_eval(a) -> dict:
     )
 
 
+def _cmd_run(a) -> dict:
+    from posenas_core.runs.notebooks import coerce_cli_value, read_parameters, run_notebook
+
+    known = read_parameters(a.notebook)  # missing notebook / no parameters cell: ConfigError
+    params: dict = {}
+    if a.params_file is not None:
+        import yaml
+
+        if not a.params_file.is_file():
+            raise ConfigError(f"-f: parameters file not found: {a.params_file}")
+        try:
+            loaded = yaml.safe_load(a.params_file.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"-f {a.params_file}: not valid YAML/JSON ({err})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"-f {a.params_file}: expected a mapping of parameter -> value")
+        params.update(loaded)
+    for name, text in a.param:
+        if name not in known:
+            params[name] = text  # check_parameters reports it with the list of known names
+        else:
+            params[name] = coerce_cli_value(text, known[name])
+    rec = run_notebook(a.notebook, a.out, params, timeout=a.timeout, html=not a.no_html, known=known, progress=True)
+    result = {"status": rec.status, "out": str(a.out), "duration_s": rec.duration_s, "metrics": rec.metrics}
+    if not rec.ok:
+        from posenas_core.runs.notebooks import error_summary
+
+        result["error"] = error_summary(rec.error)
+    return result
+
+
+def _cmd_batch(a) -> dict:
+    from posenas_core.runs.batch import load_sweep, run_batch
+
+    sweep = load_sweep(a.sweep)  # every run's parameters are checked before anything runs
+    res = run_batch(sweep, reports_root=a.reports, workers=a.workers, timeout=a.timeout)
+    return {"sweep": sweep.name, "ran": len(res.ran), "skipped": len(res.skipped), "failed": len(res.failed),
+            "index_csv": str(res.index_csv), "index_html": str(res.index_html)}
+
+
 def _cmd_demo(a) -> dict:
     from posenas_core import pipeline
 
@@ -181,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)  # unknown option / bad value: argparse prints the error and exits 2
     handler = {
         "data": _cmd_synth, "profile": _cmd_profile, "train": _cmd_train, "eval": _cmd_eval, "demo": _cmd_demo,
+        "run": _cmd_run, "batch": _cmd_batch,
     }[a.command]
     try:
         result = handler(a)

@@ -12,6 +12,7 @@ Each step writes what it produces into the directory it is given, atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -178,6 +179,16 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
     return metrics
 
 
+def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argmax", flip_test: bool = True) -> np.ndarray:
+    """(N, K, 3) predicted keypoints (x, y, score in image pixels) of `checkpoint` for `person_set.records`."""
+    from posenas_core.train.predict import predict
+    from posenas_core.train.trainer import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    _, kps = predict(model, make_dataset(person_set, input_hw, train=False), flip_test=flip_test, decode=decode)
+    return kps
+
+
 def mean_pose_baseline(data_dir, split: str = "val") -> dict:
     """The 'mean pose placed in the box' predictor: the mean of the training keypoints in box-normalised
     coordinates ((x - x0) / w, (y - y0) / h over visible joints), placed into every evaluation box.
@@ -224,3 +235,75 @@ def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float =
     }
     atomic_write_json(out_dir / "metrics.json", report)
     return {"metrics": str(out_dir / "metrics.json"), "AP": report["AP"], "mean_pose_AP": report["mean_pose_AP"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuickstartConfig:
+    """The quickstart notebook's parameters, validated (notebooks/00_quickstart.ipynb)."""
+
+    n_train: int = 400            # SynthPose training images (~2.5 persons each)
+    n_val: int = 60               # validation images
+    difficulty: str = "default"   # SynthConfig preset: easy | default | hard
+    input_size: str = "128x96"    # network input HxW; 128x96 trains ~4x faster than 256x192 on a CPU
+    model: str = "baseline-resnet"  # preset name or a spec JSON string
+    epochs: int = 0               # 0: as many as fit in `minutes` (see epochs_for_budget)
+    minutes: float = 2.0          # training time budget
+    seed: int = 0                 # data and training seed
+    out_dir: str = "reports/quickstart"  # where the dataset, run and metrics.json go
+
+    def __post_init__(self):
+        from posenas_core.cli import parse_hw
+
+        def bad(field, allowed):
+            raise ConfigError(f"quickstart parameter {field} = {getattr(self, field)!r} is invalid; expected {allowed}")
+
+        for f in ("n_train", "n_val", "seed"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if f == "seed" else 1):
+                bad(f, "a non-negative integer" if f == "seed" else "a positive integer")
+        if self.difficulty not in ("easy", "default", "hard"):
+            bad("difficulty", "one of 'easy', 'default', 'hard'")
+        try:
+            parse_hw(self.input_size)
+        except Exception as err:  # argparse.ArgumentTypeError
+            raise ConfigError(f"quickstart parameter input_size: {err}") from None
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            bad("epochs", "a non-negative integer (0: fit the time budget)")
+        if isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float)) or not self.minutes > 0:
+            bad("minutes", "a positive number")
+        from posenas_core.models.registry import load_spec
+
+        load_spec(self.model)  # unknown preset / bad spec: SpecError or ConfigError naming it
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        from posenas_core.cli import parse_hw
+
+        return parse_hw(self.input_size)
+
+    @property
+    def train_epochs(self) -> int | str:
+        return self.epochs or "auto"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.out_dir) / "synthpose"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / "run"
+
+
+def make_synthpose(cfg: QuickstartConfig) -> Path:
+    """Generate (or reuse, when complete) the quickstart's SynthPose dataset; returns its directory."""
+    from posenas_core.data.synthpose import SynthConfig, write_synthpose
+
+    if not (cfg.data_dir / "synthpose.json").is_file():
+        preset = {"easy": SynthConfig.easy, "default": SynthConfig, "hard": SynthConfig.hard}[cfg.difficulty]()
+        write_synthpose(cfg.data_dir, cfg.n_train, cfg.n_val, 0, seed=cfg.seed, config=preset, progress=True)
+    return cfg.data_dir
+
+
+def write_metrics(out_dir, metrics: dict) -> Path:
+    """OUT/metrics.json (atomic); what `posenas run` / `posenas batch` collect from a notebook."""
+    return atomic_write_json(Path(out_dir) / "metrics.json", metrics)
