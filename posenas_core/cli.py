@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_pos_int, default=32)
     t.add_argument("--lr", type=_pos_float, default=None, help="base lr at batch 32 (default: TrainConfig's)")
     t.add_argument("--minutes", type=_pos_float, default=None, help="time budget; stops cleanly after it")
-    t.add_argument("--workers", type=_nonneg_int, default=1)
+    t.add_argument("--workers", type=_nonneg_int, default=0, help="DataLoader worker processes (default 0: on 2 cores a loader process steals a core from the train step)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--bf16", action="store_true")
     t.add_argument("--channels-last", action="store_true")

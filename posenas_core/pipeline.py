@@ -108,7 +108,7 @@ def epochs_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reser
 
 
 def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int | str = 10, batch_size: int = 32,
-                     base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 1,
+                     base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 0,
                      seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
                      progress: bool = True, val_every: int = 1, validate: bool = True) -> dict:
     """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split.

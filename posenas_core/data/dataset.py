@@ -31,8 +31,7 @@ from posenas_core.data.transforms import AugConfig, TransformParams, apply_trans
 from posenas_core.data.types import PersonRecord
 from posenas_core.errors import ConfigError, DataError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TopDownDataset", "ClipDataset", "make_clips", "normalize_image",
-           "worker_init_fn"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TopDownDataset", "ClipDataset", "make_clips", "normalize_image"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,13 +45,6 @@ def normalize_image(crop: np.ndarray) -> torch.Tensor:
     chw *= _SCALE[:, None, None]
     chw += _BIAS[:, None, None]
     return torch.from_numpy(chw)
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader worker init: one OpenCV thread per worker (the workers are the parallelism)."""
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 def _check_flip_index(flip_index: Sequence[int], K: int) -> tuple[int, ...]:
