@@ -46,20 +46,34 @@ def load_split(data_dir: str | Path, split: str, *, train: bool):
     return read_coco_keypoints(ann, images, min_keypoints=1 if train else 0)
 
 
-def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0):
+def heatmap_sigma(input_hw, sigma: float | None = None) -> float:
+    """Gaussian sigma in heatmap pixels: `sigma` if given, else max(2, 2h'/64) for a stride-4 heatmap of h' rows.
+
+    EvoPose2D's rule 2h'/64 gives 2 at 256x192 (64x48 heatmaps) but 1 at 128x96 (32x24), where the
+    target is so small that a CPU-budget training run learns slowly (measured: benchmarks/ap_figures.py);
+    2 heatmap pixels is SimpleBaseline's value and the floor here."""
+    from posenas_core.data.codec import default_sigma
+
+    return float(sigma) if sigma is not None else max(2.0, default_sigma(int(input_hw[0]) // 4))
+
+
+def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None):
+    from posenas_core.data.codec import HeatmapCodec
     from posenas_core.data.dataset import TopDownDataset
 
-    return TopDownDataset(person_set.records, person_set.image_source, input_size_hw=tuple(input_hw), train=train, seed=seed)
+    hw = tuple(int(v) for v in input_hw)
+    codec = HeatmapCodec(hw, 4, sigma=heatmap_sigma(hw, sigma))
+    return TopDownDataset(person_set.records, person_set.image_source, input_size_hw=hw, codec=codec, train=train, seed=seed)
 
 
 def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True,
-                   batch_size: int = 64, progress: bool = False) -> dict:
+                   batch_size: int = 64, progress: bool = False, sigma: float | None = None) -> dict:
     """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`."""
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
     from posenas_core.train.predict import predict
 
-    ds = make_dataset(person_set, input_hw, train=False)
+    ds = make_dataset(person_set, input_hw, train=False, sigma=sigma)  # sigma matters to DARK decoding
     results, kps = predict(model, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
     out = {"coco": evaluate_keypoints(person_set.coco, results)}
     out["per_joint_ap"] = per_joint_ap(person_set.coco, results)
@@ -110,7 +124,8 @@ def epochs_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reser
 def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int | str = 10, batch_size: int = 32,
                      base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 0,
                      seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
-                     progress: bool = True, val_every: int = 1, validate: bool = True) -> dict:
+                     progress: bool = True, val_every: int = 1, validate: bool = True,
+                     sigma: float | None = None) -> dict:
     """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split.
 
     epochs="auto" picks the number of epochs that fits `max_minutes` (see `epochs_for_budget`);
@@ -124,7 +139,8 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     run_dir = Path(run_dir)
     train_set = load_split(data_dir, "train", train=True)
     val_set = load_split(data_dir, "val", train=False) if validate else None
-    ds = make_dataset(train_set, input_hw, train=True, seed=seed)
+    sigma = heatmap_sigma(input_hw, sigma)
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma)
     if epochs == "auto":
         # Fit the schedule to the time budget (measured now), unless resuming a run that already chose.
         previous = run_dir / "config.json"
@@ -135,7 +151,7 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
         else:
             ips = measure_train_speed(load_spec(model), ds, batch_size=batch_size, channels_last=channels_last)
             epochs = epochs_for_budget(len(ds), max_minutes, ips)
-    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs}
+    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs, "sigma": sigma}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)
     cfg_kwargs = dict(epochs=epochs, batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=bf16,
@@ -143,7 +159,7 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     if base_lr is not None:
         cfg_kwargs["base_lr"] = base_lr
     config = TrainConfig(**cfg_kwargs)
-    val_fn = make_val_fn(make_dataset(val_set, input_hw, train=False), val_set.coco) if validate else None
+    val_fn = make_val_fn(make_dataset(val_set, input_hw, train=False, sigma=sigma), val_set.coco) if validate else None
     t0 = time.time()
     result = train(spec, ds, run_dir, config, val_fn=val_fn, resume=resume)
     summary = {"run_dir": str(run_dir), "train_seconds": round(time.time() - t0, 1), **info}
@@ -172,7 +188,8 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
     if input_hw is None:
         raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
     person_set = load_split(data_dir, split, train=False)
-    metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test)
+    metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test,
+                             sigma=run_info(checkpoint).get("sigma"))
     metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))
     if out is not None:
         atomic_write_json(out, metrics)
@@ -185,7 +202,8 @@ def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argma
     from posenas_core.train.trainer import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
-    _, kps = predict(model, make_dataset(person_set, input_hw, train=False), flip_test=flip_test, decode=decode)
+    ds = make_dataset(person_set, input_hw, train=False, sigma=run_info(checkpoint).get("sigma"))
+    _, kps = predict(model, ds, flip_test=flip_test, decode=decode)
     return kps
 
 

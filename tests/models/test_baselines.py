@@ -22,6 +22,15 @@ from posenas_core.models.registry import PRESETS, build_model, get_preset, load_
 PRESET_NAMES = sorted(PRESETS)
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest and immune to a busy second core; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def macs(model: nn.Module, hw) -> float:
     model.eval()
     with FlopCounterMode(display=False) as fc, torch.no_grad():

@@ -16,6 +16,15 @@ H, W = 64, 48                   # crop input; heatmaps 16 x 12 at stride 4
 STRIDE = 4
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest and immune to a busy second core; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 class KnownCropSet:
     """Val-mode items whose crop keypoints are known. The item index is written into pixel (0, 0) of
     channel 0, so a stub model can tell which person (and whether the crop was flipped: the marker

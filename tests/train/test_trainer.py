@@ -19,6 +19,15 @@ TINY = BaselineSpec(stem_channels=8, stages=((1, 8, 1), (1, 16, 2), (1, 16, 2)),
 K, HW, HM = 4, (32, 32), (8, 8)
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest and immune to a busy second core; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 class KilledError(RuntimeError):
     pass
 
