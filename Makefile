@@ -9,7 +9,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/$(VENV)/var/jupyter-runtime
 export IPYTHONDIR          := $(CURDIR)/$(VENV)/etc/ipython
 export MPLBACKEND          := Agg
 
-.PHONY: all venv test demo lab bench clean
+.PHONY: all venv test demo demo-sweep lab bench clean
 
 all: test
 
@@ -30,8 +30,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+LAB_PORT ?= 8888
 lab: $(STAMP)
-	@echo "lab: see issue 3 (JupyterLab launcher)"; exit 1
+	@TOKEN=$$($(BIN)/python -c "import secrets; print(secrets.token_hex(16))"); \
+	echo "PoseNAS Lab: http://127.0.0.1:$(LAB_PORT)/lab/tree/notebooks/00_quickstart.ipynb?token=$$TOKEN"; \
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.token=$$TOKEN \
+	  --ServerApp.root_dir=$(CURDIR) --ServerApp.allow_root=True
+
+demo-sweep: $(STAMP)
+	$(BIN)/posenas batch sweeps/demo.yaml
 
 clean:
 	rm -rf $(VENV) reports/demo

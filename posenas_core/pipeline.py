@@ -57,13 +57,22 @@ def heatmap_sigma(input_hw, sigma: float | None = None) -> float:
     return float(sigma) if sigma is not None else max(2.0, default_sigma(int(input_hw[0]) // 4))
 
 
-def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None):
+def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None, aug=None):
+    """A TopDownDataset over `person_set`; `aug` is an AugConfig or a dict of its fields (default AugConfig())."""
     from posenas_core.data.codec import HeatmapCodec
     from posenas_core.data.dataset import TopDownDataset
+    from posenas_core.data.transforms import AugConfig
 
     hw = tuple(int(v) for v in input_hw)
     codec = HeatmapCodec(hw, 4, sigma=heatmap_sigma(hw, sigma))
-    return TopDownDataset(person_set.records, person_set.image_source, input_size_hw=hw, codec=codec, train=train, seed=seed)
+    if aug is None or isinstance(aug, dict):
+        names = {f.name for f in dataclasses.fields(AugConfig)}
+        unknown = sorted(set(aug or {}) - names)
+        if unknown:
+            raise ConfigError(f"aug: unknown field(s) {unknown}; allowed: {sorted(names)}")
+        aug = AugConfig(**(aug or {}))
+    return TopDownDataset(person_set.records, person_set.image_source, input_size_hw=hw, codec=codec, train=train,
+                          seed=seed, aug=aug)
 
 
 def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True,
@@ -125,7 +134,7 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
                      base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 0,
                      seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
                      progress: bool = True, val_every: int = 1, validate: bool = True,
-                     sigma: float | None = None) -> dict:
+                     sigma: float | None = None, aug: dict | None = None) -> dict:
     """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split.
 
     epochs="auto" picks the number of epochs that fits `max_minutes` (see `epochs_for_budget`);
@@ -140,7 +149,7 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     train_set = load_split(data_dir, "train", train=True)
     val_set = load_split(data_dir, "val", train=False) if validate else None
     sigma = heatmap_sigma(input_hw, sigma)
-    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma)
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma, aug=aug)
     if epochs == "auto":
         # Fit the schedule to the time budget (measured now), unless resuming a run that already chose.
         previous = run_dir / "config.json"
@@ -151,7 +160,8 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
         else:
             ips = measure_train_speed(load_spec(model), ds, batch_size=batch_size, channels_last=channels_last)
             epochs = epochs_for_budget(len(ds), max_minutes, ips)
-    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs, "sigma": sigma}
+    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs, "sigma": sigma,
+            "aug": dataclasses.asdict(ds.aug)}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)
     cfg_kwargs = dict(epochs=epochs, batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=bf16,

@@ -68,3 +68,25 @@ def test_missing_split_names_the_file(tmp_path):
         pipeline.split_paths(tmp_path, "val")
     with pytest.raises(ConfigError, match="checkpoint file not found"):
         pipeline.evaluate_checkpoint(tmp_path / "x.pt", data_dir=tmp_path)
+
+
+def test_heatmap_sigma_rule():
+    assert pipeline.heatmap_sigma((256, 192)) == 2.0      # EvoPose2D's 2h'/64 at 64x48
+    assert pipeline.heatmap_sigma((128, 96)) == 2.0       # floor of 2 heatmap px (2h'/64 would be 1)
+    assert pipeline.heatmap_sigma((512, 384)) == 4.0
+    assert pipeline.heatmap_sigma((128, 96), 1.5) == 1.5
+
+
+def test_make_dataset_aug_and_sigma(demo):
+    out, _ = demo
+    ps = pipeline.load_split(out / "synthpose", "val", train=False)
+    ds = pipeline.make_dataset(ps, (128, 96), train=True, sigma=3.0, aug={"rotation_prob": 0.0})
+    assert ds.codec.sigma == 3.0 and ds.aug.rotation_prob == 0.0
+    with pytest.raises(ConfigError, match=r"aug: unknown field\(s\) \['rot'\]"):
+        pipeline.make_dataset(ps, (128, 96), train=True, aug={"rot": 1})
+
+
+def test_run_info_records_sigma(demo):
+    out, _ = demo
+    info = pipeline.run_info(out / "run" / "checkpoints" / "last.pt")
+    assert info["sigma"] == 2.0 and info["input_hw"] == [128, 96] and info["aug"]["rotation_deg"] == 40.0

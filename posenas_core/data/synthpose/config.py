@@ -2,7 +2,7 @@
 
 Every knob has a default chosen so the default split is *not* trivial (a mean pose placed in the
 ground-truth box scores low OKS AP) yet learnable by a small network on a CPU (people are clearly
-drawn and 80-220 px tall in a 320x256 image). `SynthConfig.easy()` and `.hard()` are presets.
+drawn and 100-220 px tall in a 320x256 image). `SynthConfig.easy()` and `.hard()` are presets.
 Values are validated in `__post_init__`; a bad one raises `ConfigError` naming the knob and the
 allowed range. `to_dict()` / `from_dict()` round-trip through JSON.
 """
@@ -26,28 +26,28 @@ class SynthConfig:
     height: int = 256                 # image height in px
     # --- people ----------------------------------------------------------------------------------
     people_min: int = 1               # people per image / video, drawn uniformly in [people_min, people_max]
-    people_max: int = 4               # 4: crowded enough for overlaps, few enough to stay readable
-    person_height_min: float = 80.0   # standing height in px (sitting / lying people look smaller);
-    person_height_max: float = 220.0  #   80-220 keeps joints resolvable at a 128x96 network input
-    overlap_prob: float = 0.25        # chance a person is placed overlapping an earlier one (inter-person occlusion)
-    occluder_prob: float = 0.2        # chance per person of an object (box / pole / blob) drawn in front of it
+    people_max: int = 3               # 3: crowded enough for overlaps, few enough to stay readable
+    person_height_min: float = 100.0  # standing height in px (sitting / lying people look smaller);
+    person_height_max: float = 220.0  #   100-220 keeps joints resolvable at a 128x96 network input
+    overlap_prob: float = 0.15        # chance a person is placed overlapping an earlier one (inter-person occlusion)
+    occluder_prob: float = 0.1        # chance per person of an object (box / pole / blob) drawn in front of it
     # --- pose and viewpoint ----------------------------------------------------------------------
-    unusual_pose_prob: float = 0.1    # lying, upside-down (handstand), sitting, kneeling, crawling, cartwheel
-    random_pose_prob: float = 0.2     # joint angles drawn uniformly within joint limits instead of a motion cycle
-    pose_noise_deg: float = 10.0      # std of Gaussian noise added to every joint angle of a motion-cycle pose
-    pitch_min: float = -15.0          # camera elevation in degrees (+ = above the person looking down)
-    pitch_max: float = 45.0           #   wide enough for foreshortening, never fully top-down
-    roll_max: float = 10.0            # camera roll (image-plane rotation) in degrees, uniform in [-roll_max, roll_max]
+    unusual_pose_prob: float = 0.05   # lying, upside-down (handstand), sitting, kneeling, crawling, cartwheel
+    random_pose_prob: float = 0.1     # joint angles drawn uniformly within joint limits instead of a motion cycle
+    pose_noise_deg: float = 8.0       # std of Gaussian noise added to every joint angle of a motion-cycle pose
+    pitch_min: float = -10.0          # camera elevation in degrees (+ = above the person looking down)
+    pitch_max: float = 35.0           #   wide enough for foreshortening, never fully top-down
+    roll_max: float = 8.0             # camera roll (image-plane rotation) in degrees, uniform in [-roll_max, roll_max]
     dist_min: float = 2.5             # camera distance / person height: small = strong perspective foreshortening
     dist_max: float = 8.0
     # --- appearance ------------------------------------------------------------------------------
-    clutter: float = 0.6              # background clutter in [0, 1]: shapes, lines, stripes, limb-like distractors
+    clutter: float = 0.4              # background clutter in [0, 1]: shapes, lines, stripes, limb-like distractors
     texture_prob: float = 0.5         # chance a garment is striped or spotted (else plain)
-    lr_cue_prob: float = 0.5          # chance a person's left limbs are tinted lighter than the right ones
+    lr_cue_prob: float = 0.7          # chance a person's left limbs are tinted lighter than the right ones
                                       #   (a weak, consistent left/right cue; clothing is otherwise symmetric)
     aspect_jitter: float = 0.1        # pixel aspect ratio drawn in [1 - a, 1 + a] (stretches people horizontally)
-    blur_max: float = 1.2             # max Gaussian blur sigma in px (applied to ~half of the images)
-    noise_max: float = 6.0            # max std of additive pixel noise (0-255 scale)
+    blur_max: float = 1.0             # max Gaussian blur sigma in px (applied to ~half of the images)
+    noise_max: float = 5.0            # max std of additive pixel noise (0-255 scale)
     # --- labels and videos -----------------------------------------------------------------------
     label_back_of_head: bool = False  # False (COCO practice): eyes / nose / ears turned away from the camera are
                                       #   not labelled (v=0); True: labelled as occluded (v=1)

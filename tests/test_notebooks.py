@@ -1,0 +1,47 @@
+"""Every notebook under notebooks/ runs under papermill with tiny parameters (what `posenas run` does)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from posenas_core.errors import ConfigError
+from posenas_core.runs.notebooks import read_parameters, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+# Tiny parameters per notebook: each must finish in well under a minute.
+TINY = {
+    "00_quickstart.ipynb": {"n_train": 24, "n_val": 6, "minutes": 0.05, "epochs": 1},
+}
+
+
+def test_every_notebook_has_tiny_parameters():
+    assert NOTEBOOKS, "no notebooks found"
+    assert {p.name for p in NOTEBOOKS} == set(TINY), "add tiny parameters for every notebook to TINY"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_under_papermill(nb, tmp_path):
+    rec = run_notebook(nb, tmp_path / "run", TINY[nb.name], cwd=ROOT / "notebooks", timeout=600)
+    assert rec.ok, rec.error
+    assert (tmp_path / "run" / "notebook.html").stat().st_size > 10_000
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["AP"] <= 1.0
+    executed = json.loads((tmp_path / "run" / "notebook.ipynb").read_text())
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    mimes = {m for o in outputs for m in o.get("data", {})}
+    # the widgets and the plotly figure were displayed
+    assert "application/vnd.jupyter.widget-view+json" in mimes
+    assert "application/vnd.plotly.v1+json" in mimes
+
+
+def test_quickstart_refuses_unknown_and_mistyped_parameters(tmp_path):
+    nb = ROOT / "notebooks" / "00_quickstart.ipynb"
+    assert {"n_train", "n_val", "input_size", "epochs", "model", "seed", "out_dir"} <= set(read_parameters(nb))
+    with pytest.raises(ConfigError, match="unknown parameter 'epoch'"):
+        run_notebook(nb, tmp_path / "a", {"epoch": 3})
+    with pytest.raises(ConfigError, match="parameter 'n_train' must be int"):
+        run_notebook(nb, tmp_path / "b", {"n_train": "many"})
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
