@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=8000, help="train images to generate if --data is missing")
     ap.add_argument("--val", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--difficulty", choices=("easy", "default", "hard"), default="default")
     ap.add_argument("--model", default="baseline-resnet")
     ap.add_argument("--input", default="128x96")
     ap.add_argument("--minutes", type=float, default=15.0)
@@ -34,12 +35,13 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=OUT / "ap_run")
     a = ap.parse_args()
     from posenas_core import pipeline
-    from posenas_core.data.synthpose import write_synthpose
+    from posenas_core.data.synthpose import SynthConfig, write_synthpose
 
     hw = tuple(int(v) for v in a.input.split("x"))
     t0 = time.perf_counter()
     if not (a.data / "synthpose.json").is_file():
-        write_synthpose(a.data, n_train=a.train, n_val=a.val, seed=a.seed, progress=True)
+        cfg = {"easy": SynthConfig.easy, "default": SynthConfig, "hard": SynthConfig.hard}[a.difficulty]()
+        write_synthpose(a.data, n_train=a.train, n_val=a.val, seed=a.seed, config=cfg, progress=True)
     gen_s = time.perf_counter() - t0
     mean_pose = pipeline.mean_pose_baseline(a.data)
 
@@ -52,7 +54,7 @@ def main() -> None:
         m = pipeline.evaluate_checkpoint(a.run / "checkpoints" / "last.pt", data_dir=a.data, decode=decode, input_hw=hw)
         metrics[decode] = {"AP": m["coco"]["AP"], "coco": m["coco"], "per_joint_ap": m["per_joint_ap"],
                            "pck@0.2": m["pck@0.2"]}
-    emit("ap_figures", {
+    emit(f"ap_figures_{a.difficulty}", {"difficulty": a.difficulty,
         "data": str(a.data), "generation_s": round(gen_s, 1),
         "val_persons": mean_pose["n_persons"], "model": a.model, "input": a.input,
         "epochs": summary["epochs"], "budget_minutes": a.minutes,

@@ -23,13 +23,7 @@ PRESET_NAMES = sorted(PRESETS)
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest and immune to a busy second core; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def macs(model: nn.Module, hw) -> float:
     model.eval()

@@ -17,13 +17,7 @@ STRIDE = 4
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest and immune to a busy second core; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 class KnownCropSet:
     """Val-mode items whose crop keypoints are known. The item index is written into pixel (0, 0) of
