@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from posenas_core.data.keypoints import COCO_KEYPOINTS, COCO_SKELETON, JOINT_SIDE
+from posenas_core.runs.batch import flatten_scalars
 
 from lab.draw import GT_COLORS, PRED_COLORS, limb_side, rgb_css
 
@@ -50,17 +51,6 @@ def val_ap(val: Mapping) -> float:
     return _num(coco.get("AP")) if isinstance(coco, Mapping) else math.nan
 
 
-def _flatten(d: Mapping, prefix: str) -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key))
-        elif v is None or isinstance(v, (bool, int, float, str)):
-            out[key] = v
-    return out
-
-
 def metrics_frame(records: Iterable[Mapping]) -> pd.DataFrame:
     """Trainer metrics.jsonl records -> DataFrame, one row per record, in file order.
 
@@ -80,7 +70,7 @@ def metrics_frame(records: Iterable[Mapping]) -> pd.DataFrame:
         row["val_AP"] = val_ap(val) if is_val else math.nan
         row["val_loss"] = _num(val.get("loss")) if is_val else math.nan
         if is_val:
-            row.update(_flatten(val, "val"))
+            row.update(flatten_scalars(val, "val"))
         rows.append(row)
     extra = sorted({k for row in rows for k in row if k not in METRIC_COLUMNS})
     df = pd.DataFrame(rows, columns=METRIC_COLUMNS + extra)

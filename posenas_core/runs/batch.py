@@ -38,6 +38,7 @@ import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -369,12 +370,13 @@ def run_batch(
 # Index tables
 
 
-def _flatten(d: dict, prefix: str) -> dict:
+def flatten_scalars(d: Mapping, prefix: str) -> dict:
+    """{"a": {"b": 1, "c": [..]}} -> {"prefix.a.b": 1}: nested mappings joined with dots, scalars kept."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}.{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key))
+        if isinstance(v, Mapping):
+            out.update(flatten_scalars(v, key))
         elif v is None or isinstance(v, (bool, int, float, str)):
             out[key] = v
         # lists and other non-scalars are left out of the table (they stay in run.json)
@@ -400,7 +402,7 @@ def _row(run_json: Path, root: Path) -> dict | None:
     }
     for k, v in rec.params.items():
         row[f"params.{k}"] = v if (v is None or isinstance(v, (bool, int, float, str))) else json.dumps(v, sort_keys=True)
-    row.update(_flatten(rec.metrics or {}, "metrics"))
+    row.update(flatten_scalars(rec.metrics or {}, "metrics"))
     row["notebook_ipynb"] = f"{rel}/{NOTEBOOK_FILE}" if (run_dir / NOTEBOOK_FILE).exists() else ""
     row["notebook_html"] = f"{rel}/{HTML_FILE}" if (run_dir / HTML_FILE).exists() else ""
     return row
