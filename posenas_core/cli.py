@@ -23,15 +23,13 @@ from posenas_core.errors import ConfigError, PoseNASError
 
 
 def parse_hw(text: str) -> tuple[int, int]:
-    """'256x192' -> (256, 192): input height x width."""
+    """argparse type for --input: `pipeline.parse_input_size`, its error reported as argparse's."""
+    from posenas_core.pipeline import parse_input_size
+
     try:
-        h, w = text.lower().split("x")
-        h, w = int(h), int(w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW with two positive integers, e.g. 256x192; got {text!r}") from None
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise argparse.ArgumentTypeError(f"input size {text!r}: height and width must be positive multiples of 32")
-    return h, w
+        return parse_input_size(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _nonneg_int(text: str) -> int:

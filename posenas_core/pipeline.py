@@ -25,6 +25,18 @@ from posenas_core.runs.io import atomic_write_json
 RUN_INFO = "pipeline.json"  # beside a run's checkpoints: data dir, input size, model name
 
 
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'256x192' -> (256, 192): network input height x width, each a positive multiple of 32."""
+    try:
+        h, w = str(text).lower().split("x")
+        h, w = int(h), int(w)
+    except ValueError:
+        raise ConfigError(f"expected HxW with two positive integers, e.g. 256x192; got {text!r}") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise ConfigError(f"input size {text!r}: height and width must be positive multiples of 32")
+    return h, w
+
+
 def split_paths(data_dir: str | Path, split: str) -> tuple[Path, Path]:
     """(annotation json, image root) of a split in the SynthPose / COCO layout."""
     data_dir = Path(data_dir)
@@ -194,12 +206,13 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
     from posenas_core.train.trainer import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
-    input_hw = input_hw or run_info(checkpoint).get("input_hw")
+    info = run_info(checkpoint)
+    input_hw = input_hw or info.get("input_hw")
     if input_hw is None:
         raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
     person_set = load_split(data_dir, split, train=False)
     metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test,
-                             sigma=run_info(checkpoint).get("sigma"))
+                             sigma=info.get("sigma"))
     metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))
     if out is not None:
         atomic_write_json(out, metrics)
@@ -280,8 +293,6 @@ class QuickstartConfig:
     out_dir: str = "reports/quickstart"  # where the dataset, run and metrics.json go
 
     def __post_init__(self):
-        from posenas_core.cli import parse_hw
-
         def bad(field, allowed):
             raise ConfigError(f"quickstart parameter {field} = {getattr(self, field)!r} is invalid; expected {allowed}")
 
@@ -292,8 +303,8 @@ class QuickstartConfig:
         if self.difficulty not in ("easy", "default", "hard"):
             bad("difficulty", "one of 'easy', 'default', 'hard'")
         try:
-            parse_hw(self.input_size)
-        except Exception as err:  # argparse.ArgumentTypeError
+            parse_input_size(self.input_size)
+        except ConfigError as err:
             raise ConfigError(f"quickstart parameter input_size: {err}") from None
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
             bad("epochs", "a non-negative integer (0: fit the time budget)")
@@ -305,9 +316,7 @@ class QuickstartConfig:
 
     @property
     def input_hw(self) -> tuple[int, int]:
-        from posenas_core.cli import parse_hw
-
-        return parse_hw(self.input_size)
+        return parse_input_size(self.input_size)
 
     @property
     def train_epochs(self) -> int | str:

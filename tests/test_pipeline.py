@@ -90,3 +90,14 @@ def test_run_info_records_sigma(demo):
     out, _ = demo
     info = pipeline.run_info(out / "run" / "checkpoints" / "last.pt")
     assert info["sigma"] == 2.0 and info["input_hw"] == [128, 96] and info["aug"]["rotation_deg"] == 40.0
+
+
+def test_parse_input_size_and_quickstart_config_errors():
+    assert pipeline.parse_input_size("256X192") == (256, 192)
+    with pytest.raises(ConfigError, match="positive multiples of 32"):
+        pipeline.parse_input_size("250x190")
+    with pytest.raises(ConfigError, match="expected HxW"):
+        pipeline.parse_input_size("256by192")
+    with pytest.raises(ConfigError, match="quickstart parameter input_size: input size '100x1'"):
+        pipeline.QuickstartConfig(input_size="100x1")
+    assert pipeline.QuickstartConfig(input_size="128x96").input_hw == (128, 96)

@@ -152,6 +152,16 @@ def _resolve_notebook(nb: str, sweep_path: Path, where: str) -> str:
     raise ConfigError(f"{where}: notebook not found: {nb} (looked in {Path.cwd()} and {sweep_path.parent})")
 
 
+def _notebook_field(doc: dict, sweep_path: Path, where: str) -> str | None:
+    """The 'notebook' entry of `doc` (top level or one run), checked and resolved; None when absent."""
+    nb = doc.get("notebook")
+    if nb is None:
+        return None
+    if not isinstance(nb, str) or not nb:
+        raise ConfigError(f"{where}: 'notebook' must be a path string; got {nb!r}")
+    return _resolve_notebook(nb, sweep_path, f"{where}: 'notebook'")
+
+
 def _load_yaml(path: Path) -> Any:
     import yaml
 
@@ -193,11 +203,7 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     base = doc.get("base") or {}
     if not isinstance(base, dict):
         raise ConfigError(f"{path}: 'base' must be a mapping of parameter -> value; got {_type(base)}")
-    default_nb = doc.get("notebook")
-    if default_nb is not None:
-        if not isinstance(default_nb, str) or not default_nb:
-            raise ConfigError(f"{path}: 'notebook' must be a path string; got {default_nb!r}")
-        default_nb = _resolve_notebook(default_nb, path, f"{path}: 'notebook'")
+    default_nb = _notebook_field(doc, path, str(path))
 
     # (position label, notebook, own params, given id)
     raw_runs: list[tuple[str, str, dict, str | None]] = []
@@ -218,12 +224,8 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
             own = r.get("params") or {}
             if not isinstance(own, dict):
                 raise ConfigError(f"{where}: 'params' must be a mapping; got {_type(own)}")
-            nb = r.get("notebook")
-            if nb is not None:
-                if not isinstance(nb, str) or not nb:
-                    raise ConfigError(f"{where}: 'notebook' must be a path string; got {nb!r}")
-                nb = _resolve_notebook(nb, path, f"{where}: 'notebook'")
-            elif default_nb is None:
+            nb = _notebook_field(r, path, where)
+            if nb is None and default_nb is None:
                 raise ConfigError(f"{where}: no notebook (set 'notebook' at the top of the file or in the run)")
             raw_runs.append((f"runs[{i}]", nb or default_nb, own, rid))
 
