@@ -58,25 +58,36 @@ def load_split(data_dir: str | Path, split: str, *, train: bool):
     return read_coco_keypoints(ann, images, min_keypoints=1 if train else 0)
 
 
-def heatmap_sigma(input_hw, sigma: float | None = None) -> float:
-    """Gaussian sigma in heatmap pixels: `sigma` if given, else max(2, 2h'/64) for a stride-4 heatmap of h' rows.
+def output_stride_of(spec_or_model) -> int:
+    """Input pixels per heatmap pixel of a spec or a built model (4 for the baselines, 2 or 4 for EvoPose2D)."""
+    for obj in (spec_or_model, getattr(spec_or_model, "spec", None)):
+        s = getattr(obj, "output_stride", None)
+        if isinstance(s, int):
+            return s
+    return 4
+
+
+def heatmap_sigma(input_hw, sigma: float | None = None, stride: int = 4) -> float:
+    """Gaussian sigma in heatmap pixels: `sigma` if given, else max(2, 2h'/64) for a heatmap of h' = H/stride rows.
 
     EvoPose2D's rule 2h'/64 gives 2 at 256x192 (64x48 heatmaps) but 1 at 128x96 (32x24), where the
     target is so small that a CPU-budget training run learns slowly (measured: benchmarks/ap_figures.py);
     2 heatmap pixels is SimpleBaseline's value and the floor here."""
     from posenas_core.data.codec import default_sigma
 
-    return float(sigma) if sigma is not None else max(2.0, default_sigma(int(input_hw[0]) // 4))
+    return float(sigma) if sigma is not None else max(2.0, default_sigma(int(input_hw[0]) // int(stride)))
 
 
-def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None, aug=None):
-    """A TopDownDataset over `person_set`; `aug` is an AugConfig or a dict of its fields (default AugConfig())."""
+def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None, aug=None,
+                 stride: int = 4):
+    """A TopDownDataset over `person_set` with heatmaps at output `stride`; `aug` is an AugConfig or a dict of
+    its fields (default AugConfig())."""
     from posenas_core.data.codec import HeatmapCodec
     from posenas_core.data.dataset import TopDownDataset
     from posenas_core.data.transforms import AugConfig
 
     hw = tuple(int(v) for v in input_hw)
-    codec = HeatmapCodec(hw, 4, sigma=heatmap_sigma(hw, sigma))
+    codec = HeatmapCodec(hw, stride, sigma=heatmap_sigma(hw, sigma, stride))
     if aug is None or isinstance(aug, dict):
         names = {f.name for f in dataclasses.fields(AugConfig)}
         unknown = sorted(set(aug or {}) - names)
@@ -94,7 +105,8 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
     from posenas_core.train.predict import predict
 
-    ds = make_dataset(person_set, input_hw, train=False, sigma=sigma)  # sigma matters to DARK decoding
+    ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
+                      stride=output_stride_of(model))
     results, kps = predict(model, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
     out = {"coco": evaluate_keypoints(person_set.coco, results)}
     out["per_joint_ap"] = per_joint_ap(person_set.coco, results)
@@ -160,8 +172,9 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     run_dir = Path(run_dir)
     train_set = load_split(data_dir, "train", train=True)
     val_set = load_split(data_dir, "val", train=False) if validate else None
-    sigma = heatmap_sigma(input_hw, sigma)
-    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma, aug=aug)
+    stride = output_stride_of(spec)
+    sigma = heatmap_sigma(input_hw, sigma, stride)
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma, aug=aug, stride=stride)
     if epochs == "auto":
         # Fit the schedule to the time budget (measured now), unless resuming a run that already chose.
         previous = run_dir / "config.json"
@@ -173,6 +186,7 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
             ips = measure_train_speed(load_spec(model), ds, batch_size=batch_size, channels_last=channels_last)
             epochs = epochs_for_budget(len(ds), max_minutes, ips)
     info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs, "sigma": sigma,
+            "output_stride": stride,
             "aug": dataclasses.asdict(ds.aug)}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)
@@ -181,7 +195,8 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     if base_lr is not None:
         cfg_kwargs["base_lr"] = base_lr
     config = TrainConfig(**cfg_kwargs)
-    val_fn = make_val_fn(make_dataset(val_set, input_hw, train=False, sigma=sigma), val_set.coco) if validate else None
+    val_fn = (make_val_fn(make_dataset(val_set, input_hw, train=False, sigma=sigma, stride=stride), val_set.coco)
+              if validate else None)
     t0 = time.time()
     result = train(spec, ds, run_dir, config, val_fn=val_fn, resume=resume)
     summary = {"run_dir": str(run_dir), "train_seconds": round(time.time() - t0, 1), **info}
@@ -225,7 +240,8 @@ def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argma
     from posenas_core.train.trainer import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
-    ds = make_dataset(person_set, input_hw, train=False, sigma=run_info(checkpoint).get("sigma"))
+    ds = make_dataset(person_set, input_hw, train=False, sigma=run_info(checkpoint).get("sigma"),
+                      stride=output_stride_of(model))
     _, kps = predict(model, ds, flip_test=flip_test, decode=decode)
     return kps
 

@@ -188,6 +188,11 @@ class BaselineSpec(Spec):
             s *= self._row_stride(r)
         return s
 
+    @property
+    def output_stride(self) -> int:
+        """Input pixels per heatmap pixel (always 4: validate() ties the backbone stride to the head)."""
+        return self.backbone_stride // 2 ** self.head_layers
+
     def scaled(self, channels: int) -> int:
         """A backbone width after `width_mult` (multiple of 8)."""
         return make_divisible(channels * self.width_mult) if self.width_mult != 1.0 else channels
@@ -312,6 +317,7 @@ class BaselineNet(nn.Module):
         self._init_backbone()
         self.head = DeconvHead(c, spec.num_joints, spec.head_channels, spec.head_layers, spec.head_kernel)
         self.stride = spec.backbone_stride
+        self.output_stride = spec.output_stride
 
     def _init_backbone(self) -> None:
         for m in self.backbone.modules():

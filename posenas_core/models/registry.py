@@ -28,6 +28,8 @@ from posenas_core.models.baselines import (
     BaselineSpec,
     build_baseline,
 )
+from posenas_core.models.evopose import build_evopose
+from posenas_core.spaces.evopose import ANCESTOR, GENOTYPE_S, GENOTYPE_XS, EvoPoseSpec, scaled_spec
 
 __all__ = ["Preset", "PRESETS", "register_builder", "build_model", "get_preset", "load_spec"]
 
@@ -42,6 +44,7 @@ def register_builder(spec_cls: type[Spec], fn: Callable[[Spec], nn.Module]) -> N
 
 
 register_builder(BaselineSpec, build_baseline)
+register_builder(EvoPoseSpec, build_evopose)
 
 
 def build_model(spec: Spec) -> nn.Module:
@@ -84,6 +87,31 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         (256, 192),
         "MobileNetV3-Large backbone (no 960-channel last conv) feeding a 3 x 128 deconv head from its "
         "160-channel stride-32 features: 3.67M params, 0.476 GMACs at 256x192 (0.120 at 128x96).",
+    ),
+    Preset(
+        "evopose2d-xs", scaled_spec(GENOTYPE_XS, (256, 192)), (256, 192),
+        "EvoPose2D-XS: the S genotype with module 6 at stride 2 (network stride 32, heatmaps at 1/4): "
+        "2,496,239 params (2,531,199 with BN statistics), 0.462 GMACs at 256x192.",
+    ),
+    Preset(
+        "evopose2d-s", scaled_spec(GENOTYPE_S, (256, 192)), (256, 192),
+        "EvoPose2D-S, the best genotype of the published search (E3); heatmaps at 1/2 of the input: "
+        "2,496,239 params (2,531,199 with BN statistics), 1.064 GMACs at 256x192.",
+    ),
+    Preset(
+        "evopose2d-m", scaled_spec(GENOTYPE_S, (384, 288)), (384, 288),
+        "EvoPose2D-M: S compound-scaled to 384x288 (depth x1.697, width x1.319, drop-connect 0.4): "
+        "7,256,105 params, 5.55 GMACs at 384x288.",
+    ),
+    Preset(
+        "evopose2d-l", scaled_spec(GENOTYPE_S, (512, 384)), (512, 384),
+        "EvoPose2D-L: S compound-scaled to 512x384 (depth x2.470, width x1.604, drop-connect 0.4): "
+        "14,566,883 params, 17.59 GMACs at 512x384.",
+    ),
+    Preset(
+        "evopose2d-ancestor", EvoPoseSpec(genotype=ANCESTOR), (256, 192),
+        "The common ancestor of the EvoPose2D search (EfficientNet-B0's blocks, heatmaps at 1/4): "
+        "4,261,901 params, 0.523 GMACs at 256x192.",
     ),
 )}
 

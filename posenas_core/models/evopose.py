@@ -1,0 +1,169 @@
+"""The EvoPose2D network built from an `EvoPoseSpec` (PyTorch port of the public TF code's `EvoPose`).
+
+    image (B, 3, H, W)
+      stem:    Conv 3x3/2 (round_filters(32), no bias) -> BN -> swish              # (B, 32, H/2, W/2)
+      modules: 7 x [blocks x MBConv]; the first block of a module takes its stride
+      head:    head_blocks x [ConvTranspose 3x3/2 (round_filters(128), no bias) -> BN -> swish]
+      final:   Conv 1x1 (bias) to K heatmaps                                      # (B, K, H/os, W/os)
+
+MBConv (EfficientNet), input Cin, expanded Cexp = Cin x expansion:
+  [1x1 expand -> BN -> swish]  (absent when expansion is 1: module 1)
+  -> depthwise kxk / stride (no bias) -> BN -> swish
+  -> SE: avgpool -> 1x1 to max(1, int(Cin x 0.25)) (bias) -> swish -> 1x1 to Cexp (bias) -> sigmoid -> scale
+     (the squeeze width is 0.25 of the *block input*, as in the public code)
+  -> 1x1 project (no bias) -> BN
+  -> + input, with drop-connect on the branch, when stride is 1 and Cin == Cout.
+Drop-connect rate of global block b (0-based, after depth scaling) of N: spec.drop_connect x b / N.
+
+Padding is PyTorch-symmetric ('same' for stride 1; k//2 for stride 2), and the transposed convs use
+padding 1 / output_padding 1: both differ from TF's 'same' by a pixel alignment that only matters when
+porting TF weights (see reference/evopose2d.md). Param and MAC counts are identical.
+
+State-dict layout (what the weight transfer in `posenas_core.search.transfer` matches on):
+  stem.{conv,bn}, blocks.{m}.{b}.{expand.conv, expand.bn, dw.conv, dw.bn, se.reduce, se.expand,
+  project.conv, project.bn}, head.{i}.{deconv,bn}, final.
+Init as the public code: Keras VarianceScaling(2, fan_out, truncated normal) for conv / deconv kernels,
+VarianceScaling(1/3, fan_out, uniform) for the final conv, zero biases, BN weight 1 / bias 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from posenas_core.errors import SpecError
+from posenas_core.spaces.evopose import EvoPoseSpec
+
+__all__ = ["EvoPoseNet", "MBConv", "build_evopose", "bn_kwargs"]
+
+SE_RATIO = 0.25
+_TRUNC_STD_CORRECTION = 0.87962566103423978   # std of a unit normal truncated at +-2 (Keras' correction)
+
+
+def bn_kwargs(style: str) -> dict:
+    """BatchNorm2d settings: 'torch' defaults, or 'keras' (momentum 0.99 -> torch 0.01, eps 1e-3)."""
+    return {"eps": 1e-3, "momentum": 0.01} if style == "keras" else {"eps": 1e-5, "momentum": 0.1}
+
+
+class ConvBN(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True,
+                 bn: str = "torch"):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout, **bn_kwargs(bn))
+        self.act = nn.SiLU() if act else nn.Identity()
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze, 1, bias=True)
+        self.expand = nn.Conv2d(squeeze, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)                      # (B, C, 1, 1)
+        s = self.expand(nn.functional.silu(self.reduce(s)))
+        return x * torch.sigmoid(s)
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int, drop_rate: float,
+                 bn: str = "torch"):
+        super().__init__()
+        mid = cin * expansion
+        self.expand = ConvBN(cin, mid, 1, bn=bn) if expansion != 1 else nn.Identity()
+        self.dw = ConvBN(mid, mid, kernel, stride, groups=mid, bn=bn)
+        self.se = SqueezeExcite(mid, max(1, int(cin * SE_RATIO)))
+        self.project = ConvBN(mid, cout, 1, act=False, bn=bn)
+        self.has_skip = stride == 1 and cin == cout
+        self.drop_rate = float(drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.dw(self.expand(x))))
+        if not self.has_skip:
+            return y
+        if self.training and self.drop_rate > 0:
+            # drop-connect: drop the whole branch per sample, rescale the kept ones (Keras Dropout noise (B,1,1,1))
+            keep = 1.0 - self.drop_rate
+            mask = torch.empty((y.shape[0], 1, 1, 1), dtype=y.dtype, device=y.device).bernoulli_(keep)
+            y = y * mask / keep
+        return x + y
+
+
+class HeadBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int, bn: str = "torch"):
+        super().__init__()
+        self.deconv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout, **bn_kwargs(bn))
+        self.act = nn.SiLU()
+
+
+class EvoPoseNet(nn.Module):
+    """EvoPose2D: images (B, 3, H, W) -> heatmaps (B, K, H / output_stride, W / output_stride)."""
+
+    def __init__(self, spec: EvoPoseSpec):
+        super().__init__()
+        self.spec = spec
+        plan = spec.module_plan()
+        total = sum(p["blocks"] for p in plan)
+        self.stem = ConvBN(3, spec.channels(spec.stem_channels), 3, 2, bn=spec.bn)
+        modules, b = [], 0
+        for p in plan:
+            blocks = []
+            for j in range(p["blocks"]):
+                cin = p["in"] if j == 0 else p["out"]
+                blocks.append(MBConv(cin, p["out"], p["kernel"], p["stride"] if j == 0 else 1, p["expansion"],
+                                     spec.drop_connect * b / total, bn=spec.bn))
+                b += 1
+            modules.append(nn.Sequential(*blocks))
+        self.blocks = nn.ModuleList(modules)
+        c, head = plan[-1]["out"], []
+        hc = spec.channels(spec.head_channels)
+        for _ in range(spec.head_blocks):
+            head.append(HeadBlock(c, hc, bn=spec.bn))
+            c = hc
+        self.head = nn.Sequential(*head)
+        self.final = nn.Conv2d(c, spec.num_joints, 1, bias=True)
+        self.stride = spec.network_stride
+        self.output_stride = spec.output_stride
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m is not self.final:
+                # VarianceScaling(2.0, fan_out, truncated_normal)
+                # Keras fans: Conv2D k*k*out, DepthwiseConv2D k*k (depth multiplier 1), Conv2DTranspose k*k*in
+                if isinstance(m, nn.ConvTranspose2d):
+                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.in_channels
+                else:
+                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                std = math.sqrt(2.0 / max(1, fan_out)) / _TRUNC_STD_CORRECTION
+                nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        fan_out = self.final.out_channels * self.final.kernel_size[0] * self.final.kernel_size[1]
+        limit = math.sqrt(3.0 * (1.0 / 3.0) / fan_out)
+        nn.init.uniform_(self.final.weight, -limit, limit)
+        nn.init.zeros_(self.final.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        if h % self.stride or w % self.stride:
+            raise ValueError(f"input size {h}x{w} must be a multiple of the network stride {self.stride}")
+        x = self.stem(x)                     # (B, C0, H/2, W/2)
+        for module in self.blocks:
+            x = module(x)                    # (B, C_m, H/s_m, W/s_m)
+        x = self.head(x)                     # (B, Ch, H/os, W/os), os = stride / 2**head_blocks
+        return self.final(x)                 # (B, K, H/os, W/os)
+
+
+def build_evopose(spec: EvoPoseSpec) -> EvoPoseNet:
+    """Build the static network of an `EvoPoseSpec` (weights from the global torch RNG)."""
+    if not isinstance(spec, EvoPoseSpec):
+        raise SpecError(f"build_evopose needs an EvoPoseSpec, got {type(spec).__name__}")
+    return EvoPoseNet(spec)
