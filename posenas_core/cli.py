@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=_pos_int, default=None, help="concurrent runs (default: the sweep's)")
     b.add_argument("--timeout", type=_pos_float, default=None, help="per-cell timeout in seconds")
 
+    from posenas_core.search.evolution import add_evolve_parser
+
+    add_evolve_parser(sub)
+
     m = sub.add_parser("demo", help="generate SynthPose, train the baseline briefly, evaluate, write metrics")
     m.add_argument("--out", type=Path, default=Path("reports/demo"))
     m.add_argument("--train", type=_pos_int, default=2000)
@@ -231,12 +235,18 @@ def _cmd_demo(a) -> dict:
     return pipeline.run_demo(a.out, n_train=a.train, n_val=a.val, minutes=a.minutes, model=a.model, seed=a.seed)
 
 
+def _cmd_evolve(a) -> dict:
+    from posenas_core.search.evolution import cmd_evolve
+
+    return cmd_evolve(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)  # unknown option / bad value: argparse prints the error and exits 2
     handler = {
         "data": _cmd_synth, "profile": _cmd_profile, "train": _cmd_train, "eval": _cmd_eval, "demo": _cmd_demo,
-        "run": _cmd_run, "batch": _cmd_batch,
+        "run": _cmd_run, "batch": _cmd_batch, "evolve": _cmd_evolve,
     }[a.command]
     try:
         result = handler(a)

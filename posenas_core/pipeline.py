@@ -347,14 +347,49 @@ class QuickstartConfig:
         return Path(self.out_dir) / "run"
 
 
-def make_synthpose(cfg: QuickstartConfig) -> Path:
-    """Generate (or reuse, when complete) the quickstart's SynthPose dataset; returns its directory."""
+def synthpose_dir(data_dir, n_train: int, n_val: int, *, difficulty: str = "default", seed: int = 0,
+                  progress: bool = True) -> Path:
+    """Generate SynthPose images into `data_dir` (or reuse it when complete: the manifest is written last)."""
     from posenas_core.data.synthpose import SynthConfig, write_synthpose
 
-    if not (cfg.data_dir / "synthpose.json").is_file():
-        preset = {"easy": SynthConfig.easy, "default": SynthConfig, "hard": SynthConfig.hard}[cfg.difficulty]()
-        write_synthpose(cfg.data_dir, cfg.n_train, cfg.n_val, 0, seed=cfg.seed, config=preset, progress=True)
-    return cfg.data_dir
+    presets = {"easy": SynthConfig.easy, "default": SynthConfig, "hard": SynthConfig.hard}
+    if difficulty not in presets:
+        raise ConfigError(f"SynthPose difficulty {difficulty!r} is unknown; choose one of {sorted(presets)}")
+    data_dir = Path(data_dir)
+    if not (data_dir / "synthpose.json").is_file():
+        write_synthpose(data_dir, n_train, n_val, 0, seed=seed, config=presets[difficulty](), progress=progress)
+    return data_dir
+
+
+def make_synthpose(cfg: QuickstartConfig) -> Path:
+    """Generate (or reuse, when complete) the quickstart's SynthPose dataset; returns its directory."""
+    return synthpose_dir(cfg.data_dir, cfg.n_train, cfg.n_val, difficulty=cfg.difficulty, seed=cfg.seed)
+
+
+def load_exported(model_dir):
+    """The network exported as MODEL_DIR/spec.json + MODEL_DIR/weights.pt (e.g. an evolution's best/), eval mode.
+
+    CheckpointError when a file is missing or the weights do not fit the spec (naming the first mismatch)."""
+    import torch
+
+    from posenas_core.errors import CheckpointError
+    from posenas_core.genotype import spec_from_json
+    from posenas_core.models.registry import build_model
+    from posenas_core.train.trainer import check_state_dict
+
+    model_dir = Path(model_dir)
+    spec_file, weights_file = model_dir / "spec.json", model_dir / "weights.pt"
+    for f in (spec_file, weights_file):
+        if not f.is_file():
+            raise CheckpointError(f"exported model {model_dir}: {f.name} is missing (need spec.json and weights.pt)")
+    model = build_model(spec_from_json(spec_file.read_text(encoding="utf-8")))
+    try:
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{weights_file} is not a readable weights-only torch file: {e}") from None
+    check_state_dict(model.state_dict(), state, str(weights_file))
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def write_metrics(out_dir, metrics: dict) -> Path:

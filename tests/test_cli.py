@@ -52,3 +52,17 @@ def test_missing_config_file_is_one_line_error(capsys, tmp_path):
 def test_eval_missing_checkpoint(capsys, tmp_path):
     code, _, err = run(capsys, "eval", str(tmp_path / "none.pt"), "--data", str(tmp_path))
     assert code == 2 and "checkpoint file not found" in err
+
+
+def test_evolve_missing_data_is_one_line_error(capsys, tmp_path):
+    rc = main(["evolve", "run", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "nowhere"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("posenas evolve: error:") and "nowhere" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_profile_evopose_preset_prints_published_params(capsys):
+    assert main(["profile", "evopose2d-s", "--no-latency"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["params"], out["params_with_bn_stats"], out["input"]) == (2_496_239, 2_531_199, "256x192")
+    assert abs(out["macs"] / 1.0641e9 - 1) < 1e-3

@@ -14,6 +14,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # Tiny parameters per notebook: each must finish in well under a minute.
 TINY = {
     "00_quickstart.ipynb": {"n_train": 24, "n_val": 6, "minutes": 0.05, "epochs": 1},
+    "02_evopose2d.ipynb": {"n_train": 16, "n_val": 4, "input_size": "64x64", "lam": 2, "mu": 1, "generations": 1,
+                           "e0": 1, "e": 1, "threads": 1},
 }
 
 
@@ -45,3 +47,12 @@ def test_quickstart_refuses_unknown_and_mistyped_parameters(tmp_path):
     with pytest.raises(ConfigError, match="parameter 'n_train' must be int"):
         run_notebook(nb, tmp_path / "b", {"n_train": "many"})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("sweep", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_sweep_file_loads_against_its_notebooks(sweep):
+    """Each shipped sweep parses and its parameters exist in (and type-check against) its notebooks."""
+    from posenas_core.runs.batch import load_sweep
+
+    s = load_sweep(sweep)
+    assert s.runs and all((ROOT / r.notebook).is_file() or Path(r.notebook).is_file() for r in s.runs)

@@ -101,3 +101,28 @@ def test_parse_input_size_and_quickstart_config_errors():
     with pytest.raises(ConfigError, match="quickstart parameter input_size: input size '100x1'"):
         pipeline.QuickstartConfig(input_size="100x1")
     assert pipeline.QuickstartConfig(input_size="128x96").input_hw == (128, 96)
+
+
+def test_load_exported_round_trip_and_errors(tmp_path):
+    import torch
+
+    from posenas_core.errors import CheckpointError
+    from posenas_core.models.registry import build_model, get_preset
+    from posenas_core.pipeline import load_exported
+
+    spec = get_preset("evopose2d-xs").spec
+    model = build_model(spec).eval()
+    (tmp_path / "spec.json").write_text(spec.to_json())
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    back = load_exported(tmp_path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    other = build_model(get_preset("evopose2d-s").spec.replace(genotype=((3, 1, 2, 1),) + spec.genotype[1:6] +
+                                                                ((3, 2, 9, 1),)))
+    torch.save(other.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match=r"weights.pt: parameter 'blocks\.6\.0\.project\.conv\.weight' has shape"):
+        load_exported(tmp_path)
+    (tmp_path / "spec.json").unlink()
+    with pytest.raises(CheckpointError, match="spec.json is missing"):
+        load_exported(tmp_path)
