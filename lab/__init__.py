@@ -7,9 +7,13 @@ Widgets (view + wiring; each has `.widget` and displays as a bare expression):
 Figures (pure functions -> plotly go.Figure): training_curves, pose_figure, ap_bar, metrics_table,
 metrics_frame. Drawing with OpenCV: render_pose (-> RGB array), png_bytes.
 Helpers: ErrorArea (callback errors in an Output), BackgroundTask (thread + progress bar + stop).
+
+Importing `lab` in a Jupyter kernel switches plotly's default renderer to `lab._util.EXPORT_RENDERER`
+(the plotly mime type for JupyterLab + an offline text/html copy for nbconvert's HTML export of the
+executed notebook; see `use_export_renderer`).
 """
 
-from lab._util import BackgroundTask, ErrorArea, Poller, png_bytes
+from lab._util import BackgroundTask, ErrorArea, Poller, png_bytes, use_export_renderer
 from lab.draw import render_pose
 from lab.figures import ap_bar, metrics_frame, metrics_table, pose_figure, training_curves
 from lab.pose_viewer import PoseViewer, match_predictions
@@ -31,12 +35,15 @@ __all__ = [
     "ErrorArea",
     "BackgroundTask",
     "Poller",
+    "use_export_renderer",
 ]
 
-# EvoPose2D (issue 4): GenotypeEditor(spec=None, *, input_hw=(256, 192)), EvolutionMonitor(run_dir, *, poll_seconds=2.0,
+# EvoPose2D (issue 4): GenotypeEditor(spec=None, *, input_hw=None), EvolutionMonitor(run_dir, *, poll_seconds=2.0,
 # autostart=True), FrontExplorer(run_dirs, editor=None, *, names=None, x="macs", y="auto"); figures in lab.evo_figures.
 from lab.evo_figures import evolution_figure, front_figure, network_diagram, network_frame
 from lab.evopose import EvolutionMonitor, FrontExplorer, GenotypeEditor
 
 __all__ += ["GenotypeEditor", "EvolutionMonitor", "FrontExplorer", "evolution_figure", "front_figure",
             "network_diagram", "network_frame"]
+
+use_export_renderer()

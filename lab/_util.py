@@ -10,22 +10,29 @@
   checks ``stop_event.is_set()`` between units of work. Errors go to the task's `ErrorArea`.
 - `Poller`: calls ``fn()`` every `interval` seconds in a daemon thread until stopped (a live view).
 - `DisplayMixin`: ``_repr_mimebundle_`` / ``_ipython_display_`` delegate to ``self.widget`` so that
-  a bare widget object at the end of a cell displays.
+  a bare widget object at the end of a cell displays (and re-fit the widget's `fit_width` figures).
+- `sync_figure(live, fresh)`: copy a freshly built figure's traces into a live `go.FigureWidget`, one
+  trace per message (see its docstring for the plotly widget bug this avoids).
+- `fit_width(fig)`: a `go.FigureWidget` that fills its container's width instead of plotly's 700 px.
 - `png_bytes`: RGB uint8 array -> PNG bytes (for `ipywidgets.Image`).
+- `use_export_renderer`: plotly figures shown in a kernel also carry an offline text/html copy, so that
+  nbconvert's HTML export of an executed notebook shows them (`import lab` calls it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import traceback
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import ipywidgets as W
 
-__all__ = ["ErrorArea", "BackgroundTask", "Poller", "DisplayMixin", "png_bytes"]
+__all__ = ["ErrorArea", "BackgroundTask", "Poller", "DisplayMixin", "png_bytes", "use_export_renderer",
+           "EXPORT_RENDERER", "sync_figure", "fit_width", "refit_later"]
 
 
 class ErrorArea:
@@ -213,17 +220,80 @@ class Poller:
 
 
 class DisplayMixin:
-    """A bare widget object displays its `.widget` (the root ipywidgets container)."""
+    """A bare widget object displays its `.widget` (the root ipywidgets container); the figures listed
+    in `_fit_figures` (made by `fit_width`) are re-fitted to their container once the view is on the page."""
 
     widget: W.Widget
+    _fit_figures: tuple = ()
 
     def _repr_mimebundle_(self, **kwargs):
+        refit_later(self._fit_figures)
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.widget)
+        refit_later(self._fit_figures)
+
+
+# ---------------------------------------------------------------------------------------------
+# Live plotly figures (go.FigureWidget)
+
+
+def sync_figure(live, fresh, layout_keys: Sequence[str] = ()) -> None:
+    """Copy every trace of `fresh` (a go.Figure with the same number and kinds of traces) into the live
+    `go.FigureWidget`, and the layout parts named in `layout_keys` (e.g. "xaxis", "yaxis2").
+
+    One update message per trace, never one `batch_update` over all traces: for a trace whose property
+    did not change, a multi-trace restyle carries plotly's `Undefined` placeholder, and plotly's widget
+    model (plotly 6-7, JupyterLab) stores it as a *missing* property. The view on the page is right, but
+    every view rendered later (the widget displayed after the update, a reloaded page) loses that data
+    (a bar chart without y became horizontal bars in the GenotypeEditor)."""
+    for lt, ft in zip(live.data, fresh.data):
+        d = ft.to_plotly_json()
+        d.pop("type", None)
+        d.pop("uid", None)  # the live trace keeps its id
+        lt.update(d, overwrite=True)  # one restyle of this trace only
+    for key in layout_keys:
+        part = fresh.layout[key]
+        live.layout[key].update(part.to_plotly_json() if part is not None else {}, overwrite=True)
+
+
+REFIT_DELAYS_S = (0.5, 2.0, 5.0)
+
+
+def fit_width(fig):
+    """Let a `go.FigureWidget` fill its container's width (no `layout.width`; plotly's "responsive"
+    config follows window resizes). Returns `fig`. List it in a DisplayMixin's `_fit_figures`.
+
+    Why the re-fit (`refit_later`): plotly's anywidget view (plotly >= 6) draws before JupyterLab has
+    put it on the page, so it measures nothing and uses plotly's 700 px default, and it never re-measures
+    on its own (plotly.py issue #5208); a relayout with ``autosize`` sent once the view is on the page
+    makes plotly.js measure the container."""
+    fig.layout.width = None
+    fig.layout.autosize = True
+    fig._config = {**(fig._config or {}), "responsive": True}
+    return fig
+
+
+def refit_later(figs: Sequence, delays: Sequence[float] = REFIT_DELAYS_S) -> None:
+    """After each of `delays` seconds (daemon timers), ask every view of `figs` to re-measure its
+    container (see `fit_width`). Cheap: a relayout message, no data."""
+    figs = [f for f in figs if f is not None]
+    if not figs:
+        return
+
+    def refit():
+        for f in figs:
+            send = getattr(f, "_send_relayout_msg", None)  # plotly's own relayout message (private API)
+            if send is not None and f.layout.width is None:
+                send({"autosize": True})
+
+    for d in delays:
+        t = threading.Timer(float(d), refit)
+        t.daemon = True
+        t.start()
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -237,3 +307,46 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("png_bytes: OpenCV could not encode the image")
     return buf.tobytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# plotly figures in HTML exports
+
+EXPORT_RENDERER = "plotly_mimetype+posenas_offline_html"
+
+
+def _offline_html_renderer():
+    """plotly's "notebook" renderer without MathJax from a CDN: registered as "posenas_offline_html".
+
+    `activate()` (once per kernel, at the first figure shown after it became a default renderer)
+    displays a text/html output holding plotly.js itself (~4.8 MB, no CDN); each figure's text/html is
+    a div + ``Plotly.newPlot`` script using that global `Plotly`."""
+    import plotly.io as pio
+    from plotly.io._base_renderers import NotebookRenderer
+
+    class OfflineHtmlRenderer(NotebookRenderer):
+        def to_mimebundle(self, fig_dict):
+            return {"text/html": pio.to_html(fig_dict, config=self.config, include_plotlyjs=False,
+                                             include_mathjax=False, full_html=False, default_width="100%",
+                                             default_height=525, validate=False)}
+
+    return OfflineHtmlRenderer()
+
+
+def use_export_renderer(force: bool = False) -> str | None:
+    """Show plotly figures with `EXPORT_RENDERER`: the plotly mime type (what JupyterLab draws, once) plus
+    an offline text/html copy (what nbconvert's HTML export keeps; it drops the plotly mime type).
+
+    Only replaces plotly's own Jupyter default "plotly_mimetype" (a kernel in JupyterLab / papermill);
+    another default (PLOTLY_RENDERER, VS Code, Colab, a plain Python process, a choice the user made)
+    is kept unless `force`. Returns the renderer now in use if it was set, else None. Cost: the
+    notebook and its HTML export hold plotly.js once (~4.8 MB) and each figure's JSON twice.
+    Figures in widgets (go.FigureWidget) are not affected."""
+    import plotly.io as pio
+
+    if "posenas_offline_html" not in pio.renderers:
+        pio.renderers["posenas_offline_html"] = _offline_html_renderer()
+    if not force and (os.environ.get("PLOTLY_RENDERER") or pio.renderers.default != "plotly_mimetype"):
+        return None
+    pio.renderers.default = EXPORT_RENDERER
+    return EXPORT_RENDERER

@@ -148,9 +148,10 @@ def _hover_data(df: pd.DataFrame) -> list[list]:
 
 # customdata columns of every candidate point (front_figure, evolution_figure)
 HOVER_FIELDS = ("run", "id", "genotype", "params", "macs", "val_loss", "fitness", "ap", "generation")
-_HOVER = ("<b>%{customdata[2]}</b><br>run %{customdata[0]} &middot; id %{customdata[1]} &middot; generation "
-          "%{customdata[8]}<br>params %{customdata[3]} &middot; MACs %{customdata[4]}<br>val loss %{customdata[5]}"
-          " &middot; fitness %{customdata[6]} &middot; AP %{customdata[7]}<extra></extra>")
+# (plotly's hover text knows few HTML entities: "&middot;" would show as is, so the character itself)
+_HOVER = ("<b>%{customdata[2]}</b><br>run %{customdata[0]} \u00b7 id %{customdata[1]} \u00b7 generation "
+          "%{customdata[8]}<br>params %{customdata[3]} \u00b7 MACs %{customdata[4]}<br>val loss %{customdata[5]}"
+          " \u00b7 fitness %{customdata[6]} \u00b7 AP %{customdata[7]}<extra></extra>")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +266,8 @@ def front_figure(df: pd.DataFrame, *, x: str = "macs", y: str = "val_loss", runs
     for each run i, 2i "<run>" (its ok candidates; customdata `HOVER_FIELDS`) and 2i+1 "<run> front"
     (its Pareto front as a step line, by x ascending); then, with more than one run, "front of all
     runs" (dashed black); last "selected" (the candidate `selected` = (run, id), a ring; empty if None).
+    Clicks are events only (clickmode "event": no plotly selection dimming the other points; the
+    "selected" ring marks the choice).
     x values are divided by the axis scale (GMACs, millions of params).
     """
     if runs is None:
@@ -299,7 +302,7 @@ def front_figure(df: pd.DataFrame, *, x: str = "macs", y: str = "val_loss", runs
     fig.update_xaxes(title_text=X_AXES[x][1])
     fig.update_yaxes(title_text=Y_AXES[y][1])
     fig.update_layout(height=420, margin=dict(l=60, r=20, t=50 if title else 30, b=45), title=title or None,
-                      template="plotly_white", hovermode="closest", clickmode="event+select",
+                      template="plotly_white", hovermode="closest", clickmode="event",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return fig
 

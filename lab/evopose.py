@@ -6,7 +6,9 @@
 
 GenotypeEditor
     One row of controls per module (kernel {3, 5}; blocks 1-4; channels/8 in 1..the ancestor's; stride
-    fixed 1, 2, 2, 2 for modules 1-4 (disabled) and 1 or 2 for modules 5-7), the input size (H, W) and
+    fixed 1, 2, 2, 2 for modules 1-4 (disabled) and 1 or 2 for modules 5-7), the input size (H, W: the
+    `input_hw` given, else a preset's own size, else 256x192), the preset list (showing the preset the
+    current spec is, blank for any other) and
     a compound-scaling switch (on: the spec is ``scaled_spec(genotype, input size)``, the identity at
     256x192, refused below it; off, the default unless a scaled spec such as evopose2d-m is loaded: the
     loaded spec's multipliers are kept). Every edit re-validates: an invalid genotype
@@ -17,7 +19,8 @@ GenotypeEditor
     memory, no weights, the global RNG untouched). Latency (`measure_latency`, batch 1, 1 thread) is
     measured on the "measure latency" button in a background thread (weights from a local generator).
     The diagram (`lab.evo_figures.network_diagram`) shows stem, modules 1-7 and head with channels,
-    strides and feature-map sizes. JSON: the text area loads a spec JSON, a genotype string, a preset
+    strides and feature-map sizes; it fills the output's width (`lab._util.fit_width`), as do the
+    monitor's and the explorer's figures. JSON: the text area loads a spec JSON, a genotype string, a preset
     name or a spec file path ("load"), "to JSON" writes the current spec there; a file path + "save" /
     "load file"; "send to notebook" puts ``spec.to_json()`` (the string a notebook's `model` /
     `spec` parameter takes; `posenas_core.models.registry.load_spec` reads it) in `.notebook_text`.
@@ -25,14 +28,14 @@ GenotypeEditor
 EvolutionMonitor
     Reads ``archive.jsonl`` and ``generations.jsonl`` of an evolution run directory incrementally
     (`lab.training_monitor.JsonlTail`, polled by `Poller`): every candidate's fitness by generation,
-    the best-so-far line, the median per generation and the parents; a status line and a table of the
-    current parents and the best candidate.
+    the best-so-far line, the median per generation and the parents; a status line, a table of the
+    current parents and the best candidate, and config.json (collapsed) below.
 
 FrontExplorer
     Every candidate of one or more runs as validation loss, fitness or AP against GMACs or params,
     one colour per run, each run's Pareto front as a step line (and the front of all runs); hover shows
-    the genotype, id, params, MACs and scores; a click (or `select(run, id)`) shows the candidate and
-    loads its spec into the editor.
+    the genotype, id, params, MACs and scores; a click (or `select(run, id)`) shows the candidate in the
+    info panel (beside the figure, or below it in a narrow output) and loads its spec into the editor.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from posenas_core.runs.io import atomic_write_text
 from posenas_core.spaces.evopose import (FIXED_STRIDES, KERNELS, MAX_BLOCKS, MAX_CH8, EvoPoseSpec, compound_scaling,
                                          genotype_from_str, scaled_spec)
 
-from lab._util import BackgroundTask, DisplayMixin, ErrorArea, Poller
+from lab._util import BackgroundTask, DisplayMixin, ErrorArea, Poller, fit_width, sync_figure
 from lab.evo_figures import (X_AXES, Y_AXES, archive_frame, evolution_figure, front_figure, generations_frame,
                              network_diagram, network_frame, parents_table)
 from lab.training_monitor import JsonlTail, config_html
@@ -73,16 +76,13 @@ SCALING_SIZES = ((256, 192), (384, 288), (512, 384))   # sizes tried when a load
 _GENOTYPE_RE = re.compile(r"^k\d+b\d+c\d+s\d+(-k\d+b\d+c\d+s\d+)*$")
 
 
-def _copy_figure(live: go.FigureWidget, fresh: go.Figure, layout_keys: Sequence[str] = ()) -> None:
-    """Copy every trace's properties (same number and kinds of traces) and some layout parts."""
-    with live.batch_update():
-        for lt, ft in zip(live.data, fresh.data):
-            d = ft.to_plotly_json()
-            d.pop("type", None)
-            lt.update(d, overwrite=True)
-        for key in layout_keys:
-            part = fresh.layout[key]
-            live.layout[key].update(part.to_plotly_json() if part is not None else {}, overwrite=True)
+_copy_figure = sync_figure  # one message per trace (see lab._util.sync_figure)
+_NOWRAP = "<span style='white-space:nowrap'>{}</span>"
+
+
+def _parts_html(parts: Sequence[str]) -> str:
+    """Status parts joined by middots; each part wraps as a whole (never in the middle)."""
+    return " &middot; ".join(_NOWRAP.format(p) for p in parts)
 
 
 def _fmt_int(v: Any) -> str:
@@ -170,7 +170,7 @@ class GenotypeEditor(DisplayMixin):
     `.notebook_button`, `.notebook_text`; `.errors` (ErrorArea: unexpected errors of callbacks).
     """
 
-    def __init__(self, spec: EvoPoseSpec | str | None = None, *, input_hw: Sequence[int] = (256, 192),
+    def __init__(self, spec: EvoPoseSpec | str | None = None, *, input_hw: Sequence[int] | None = None,
                  latency_min_run_time: float = 1.0, latency_threads: int = 1, title: str = "GenotypeEditor"):
         self.latency_min_run_time = float(latency_min_run_time)
         self.latency_threads = int(latency_threads)
@@ -184,71 +184,80 @@ class GenotypeEditor(DisplayMixin):
         self.stats_dict: dict = {}
         self.latency: dict | None = None
         self.updates = 0
+        given_hw = input_hw
+        input_hw = tuple(input_hw) if input_hw is not None else (256, 192)
 
         lay = W.Layout
         self.kernel, self.blocks, self.ch8, self.stride, self.row_info = [], [], [], [], []
         cells = [W.HTML(f"<b>{h}</b>") for h in ("module", "kernel", "blocks", "channels / 8", "stride", "output")]
         for m in range(7):
             k = W.Dropdown(options=list(KERNELS), value=KERNELS[0], layout=lay(width="64px"))
-            b = W.IntSlider(value=1, min=1, max=MAX_BLOCKS, continuous_update=False, layout=lay(width="150px"))
-            c = W.IntSlider(value=1, min=1, max=MAX_CH8[m], continuous_update=False, layout=lay(width="220px"))
+            # no description: its (empty) label must not take the track's room
+            b = W.IntSlider(value=1, min=1, max=MAX_BLOCKS, continuous_update=False, layout=lay(width="180px"),
+                            style={"description_width": "0px"})
+            c = W.IntSlider(value=1, min=1, max=MAX_CH8[m], continuous_update=False, layout=lay(width="250px"),
+                            style={"description_width": "0px"})
             fixed = m < len(FIXED_STRIDES)
             s = W.Dropdown(options=[FIXED_STRIDES[m]] if fixed else [1, 2], value=FIXED_STRIDES[m] if fixed else 1,
                            disabled=fixed, layout=lay(width="60px"),
                            tooltip="fixed" if fixed else "at most one of modules 5-7 may have stride 2")
             info = W.HTML("", layout=lay(width="150px"))
-            for ctl in (k, b, c, s):
+            for ctl, gene in ((k, "kernel"), (b, "blocks"), (c, "ch8"), (s, "stride")):
                 ctl.observe(self.errors.wrap(self._on_control, "editing the genotype"), names="value")
+                ctl.add_class(f"posenas-{gene}-{m + 1}")  # e.g. .posenas-kernel-3 (module 3's kernel)
             self.kernel.append(k), self.blocks.append(b), self.ch8.append(c), self.stride.append(s)
             self.row_info.append(info)
             cells += [W.HTML(f"module {m + 1}"), k, b, c, s, info]
-        self.grid = W.GridBox(cells, layout=lay(grid_template_columns="70px 70px 160px 230px 70px 160px",
+        self.grid = W.GridBox(cells, layout=lay(grid_template_columns="70px 70px 190px 260px 70px 160px",
                                                 grid_gap="2px 6px"))
         self.height = W.BoundedIntText(value=int(input_hw[0]), min=16, max=2048, step=32, description="input H",
-                                       layout=lay(width="160px"))
+                                       layout=lay(width="140px"), style={"description_width": "initial"})
         self.width = W.BoundedIntText(value=int(input_hw[1]), min=16, max=2048, step=32, description="W",
-                                      layout=lay(width="130px"))
+                                      layout=lay(width="100px"), style={"description_width": "initial"})
         self.scaling = W.Checkbox(value=False, description="compound scaling", indent=False, layout=lay(width="150px"),
                                   tooltip="depth / width / drop-connect from the input size (identity at 256x192; "
                                           "inputs below it are not scaled down)")
         for ctl in (self.height, self.width, self.scaling):
             ctl.observe(self.errors.wrap(self._on_control, "changing the input size"), names="value")
-        self.preset = W.Dropdown(options=EVOPOSE_PRESETS, value=EVOPOSE_PRESETS[0] if EVOPOSE_PRESETS else None,
-                                 description="preset", layout=lay(width="260px"))
-        self.preset_button = W.Button(description="load preset", icon="download", layout=lay(width="110px"))
-        self.preset_button.on_click(self.errors.wrap(lambda _b: self._guarded(lambda: self.load_json(self.preset.value)),
-                                                     "loading the preset"))
+        # shows the preset the current spec is (blank for any other spec); pick one + "load preset"
+        self.preset = W.Dropdown(options=EVOPOSE_PRESETS, value=None, description="preset",
+                                 layout=lay(width="250px"), style={"description_width": "initial"})
+        self.preset_button = W.Button(description="load preset", icon="download", layout=lay(width="auto"))
+        self.preset_button.on_click(self.errors.wrap(lambda _b: self._guarded(self._load_preset), "loading the preset"))
 
         self.validation = W.HTML("")
+        self.validation.add_class("posenas-validation")
         self.stats = W.HTML("")
+        self.stats.add_class("posenas-stats")
         self.latency_label = W.HTML("")
-        self.latency_button = W.Button(description="measure latency", icon="clock-o", layout=lay(width="150px"),
+        self.latency_button = W.Button(description="measure latency", icon="clock-o", layout=lay(width="auto"),
                                        tooltip=f"batch-1 CPU forward, {self.latency_threads} thread(s)")
         self.latency_task = BackgroundTask(self._measure, description="latency", errors=self.errors,
                                            on_done=lambda _t: self._show_latency(finished=True))
         self.latency_button.on_click(self.errors.wrap(lambda _b: self.measure_latency(), "measuring latency"))
+        self.latency_task.widget.layout.display = "none"  # progress + Stop only while measuring
 
         self.net_df = network_frame(self._spec, self.input_hw)
-        self.diagram = go.FigureWidget(network_diagram(self.net_df))
-        self.diagram.layout.width = 820
+        self.diagram = fit_width(go.FigureWidget(network_diagram(self.net_df)))
+        self._fit_figures = (self.diagram,)
 
         self.json_text = W.Textarea(value="", placeholder="spec JSON, genotype string, preset name or spec file path",
                                     layout=lay(width="560px", height="90px"))
-        self.load_button = W.Button(description="load", icon="upload", layout=lay(width="90px"),
+        self.load_button = W.Button(description="load", icon="upload", layout=lay(width="auto"),
                                     tooltip="load the spec JSON / genotype string / preset / path in the text area")
-        self.to_json_button = W.Button(description="to JSON", icon="code", layout=lay(width="90px"),
+        self.to_json_button = W.Button(description="to JSON", icon="code", layout=lay(width="auto"),
                                        tooltip="write the current spec as JSON into the text area")
         self.load_button.on_click(self.errors.wrap(
             lambda _b: self._guarded(lambda: self.load_json(self.json_text.value)), "loading the JSON"))
         self.to_json_button.on_click(self.errors.wrap(lambda _b: self._guarded(self._to_text), "writing the JSON"))
         self.path_text = W.Text(value="", placeholder="path/to/spec.json", description="file",
-                                layout=lay(width="420px"))
-        self.save_button = W.Button(description="save", icon="save", layout=lay(width="80px"))
-        self.load_file_button = W.Button(description="load file", icon="folder-open", layout=lay(width="100px"))
+                                layout=lay(width="420px"), style={"description_width": "initial"})
+        self.save_button = W.Button(description="save", icon="save", layout=lay(width="auto"))
+        self.load_file_button = W.Button(description="load file", icon="folder-open", layout=lay(width="auto"))
         self.save_button.on_click(self.errors.wrap(lambda _b: self._guarded(self.save), "saving the spec"))
         self.load_file_button.on_click(self.errors.wrap(lambda _b: self._guarded(self.load_file), "loading the file"))
         self.file_status = W.HTML("")
-        self.notebook_button = W.Button(description="send to notebook", icon="share", layout=lay(width="150px"),
+        self.notebook_button = W.Button(description="send to notebook", icon="share", layout=lay(width="auto"),
                                         tooltip="the JSON string a notebook's spec parameter takes")
         self.notebook_text = W.Text(value="", placeholder="spec.to_json()", layout=lay(width="560px"))
         self.notebook_button.on_click(self.errors.wrap(lambda _b: self._guarded(self.to_notebook), "sending"))
@@ -256,11 +265,13 @@ class GenotypeEditor(DisplayMixin):
         head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>" if title else "")
         self.widget = W.VBox([
             head,
-            W.HBox([self.preset, self.preset_button, self.height, self.width, self.scaling]),
+            W.HBox([self.preset, self.preset_button, self.height, self.width, self.scaling],
+                   layout=lay(flex_flow="row wrap", align_items="center", grid_gap="4px 8px")),
             self.grid,
             self.validation,
             self.stats,
-            W.HBox([self.latency_button, self.latency_task.widget, self.latency_label]),
+            W.HBox([self.latency_button, self.latency_task.widget, self.latency_label],
+                   layout=lay(flex_flow="row wrap", align_items="center")),
             self.diagram,
             W.HBox([self.json_text, W.VBox([self.load_button, self.to_json_button])]),
             W.HBox([self.path_text, self.save_button, self.load_file_button, self.file_status]),
@@ -270,7 +281,7 @@ class GenotypeEditor(DisplayMixin):
         if spec is None:
             self.set_spec(EvoPoseSpec(), input_hw)
         elif isinstance(spec, str):
-            self.load_json(spec)
+            self.load_json(spec, input_hw=given_hw)
         else:
             self.set_spec(spec, input_hw)
 
@@ -333,13 +344,18 @@ class GenotypeEditor(DisplayMixin):
                 self._syncing = False
         self._update()
 
-    def load_json(self, text: str) -> EvoPoseSpec:
+    def _load_preset(self) -> EvoPoseSpec:
+        if self.preset.value is None:
+            raise ConfigError("choose a preset in the 'preset' list first")
+        return self.load_json(self.preset.value)
+
+    def load_json(self, text: str, input_hw: Sequence[int] | None = None) -> EvoPoseSpec:
         """Load a spec JSON string, a genotype string ('k3b1c2s1-...'), a preset name or a spec file path.
 
-        A preset also sets its input size. Raises SpecError / ConfigError on bad input (the buttons show
-        it in the validation area)."""
+        A preset also sets its input size unless `input_hw` is given. Raises SpecError / ConfigError on
+        bad input (the buttons show it in the validation area)."""
         t = str(text).strip()
-        hw = None
+        hw = tuple(int(v) for v in input_hw) if input_hw is not None else None
         if not t:
             raise SpecError("nothing to load: paste a spec JSON, a genotype string, a preset name or a file path")
         if t.startswith("{"):
@@ -348,7 +364,7 @@ class GenotypeEditor(DisplayMixin):
             spec = EvoPoseSpec(genotype=genotype_from_str(t))
         else:
             spec = load_spec(t)
-            if t in PRESETS:
+            if t in PRESETS and hw is None:
                 hw = PRESETS[t].input_size_hw
         self.set_spec(spec, hw)
         return spec
@@ -437,6 +453,7 @@ class GenotypeEditor(DisplayMixin):
                 return
             self._problem = ""
             self.validation.value = ""
+            self.preset.value = next((n for n in EVOPOSE_PRESETS if PRESETS[n].spec == spec), None)
             for btn in (self.save_button, self.notebook_button, self.to_json_button):
                 btn.disabled = False
             self.latency_button.disabled = self.latency_task.running
@@ -465,10 +482,11 @@ class GenotypeEditor(DisplayMixin):
         if not s:
             return ""
         h, w = s["input_hw"]
-        return (f"<b>params</b> {s['params']:,} trainable &middot; {s['params_with_bn_stats']:,} with BN statistics "
-                f"&middot; <b>MACs</b> {s['macs'] / 1e9:.3f} G ({s['macs']:,}) at {h}x{w} &middot; network stride "
-                f"{s['network_stride']}, heatmaps {s['heatmap_hw'][0]}x{s['heatmap_hw'][1]} "
-                f"(output stride {s['output_stride']})")
+        return _parts_html([
+            f"<b>params</b> {s['params']:,} trainable", f"{s['params_with_bn_stats']:,} with BN statistics",
+            f"<b>MACs</b> {s['macs'] / 1e9:.3f} G ({s['macs']:,}) at {h}x{w}",
+            f"network stride {s['network_stride']}",
+            f"heatmaps {s['heatmap_hw'][0]}x{s['heatmap_hw'][1]} (output stride {s['output_stride']})"])
 
     # ----------------------------------------------------------------------------- latency
     def measure_latency(self, wait: float | None = None) -> BackgroundTask:
@@ -476,6 +494,7 @@ class GenotypeEditor(DisplayMixin):
         self._require_valid("measure")
         if not self.latency_task.running:
             self.latency_button.disabled = True
+            self.latency_task.widget.layout.display = None
             self.latency_label.value = "<span style='color:#888'>measuring...</span>"
             self._latency_job = (self._spec, self.input_hw)
             self.latency_task.start()
@@ -499,6 +518,8 @@ class GenotypeEditor(DisplayMixin):
         """The latency line (`finished`: called by the task's on_done, its thread is still alive)."""
         busy = self.latency_task.running and not finished
         self.latency_button.disabled = busy or bool(self._problem)
+        if not busy:
+            self.latency_task.widget.layout.display = "none"
         lat = self.latency
         if busy:
             return
@@ -615,27 +636,32 @@ class EvolutionMonitor(DisplayMixin):
         self._drawn = False
 
         self.errors = ErrorArea()
-        self.figure = go.FigureWidget(evolution_figure(self.archive, self.generations))
-        self.figure.layout.width = 760
+        self.figure = fit_width(go.FigureWidget(evolution_figure(self.archive, self.generations)))
+        self._fit_figures = (self.figure,)
         self.status = W.HTML()
+        self.status.add_class("posenas-status")
         self.table = W.HTML(candidates_html(self.table_df), layout=W.Layout(max_height="260px", overflow="auto"))
-        self.config = W.HTML(config_html(None), layout=W.Layout(width="300px", max_height="360px", overflow="auto",
-                                                                margin="0 0 0 8px"))
-        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="90px"))
+        # config.json below the figure, full width (in an accordion: it is long)
+        self.config = W.HTML(config_html(None), layout=W.Layout(max_height="300px", overflow="auto"))
+        self.config.add_class("posenas-config")
+        self.config_box = W.Accordion(children=[self.config], titles=("config.json",), selected_index=None)
+        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="auto"))
         self.live_button = W.ToggleButton(value=False, description="live", icon="eye",
                                           tooltip=f"poll the run directory every {self.poll_seconds:g} s",
-                                          layout=W.Layout(width="80px"))
+                                          layout=W.Layout(width="auto"))
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.live_button.observe(self.errors.wrap(self._on_live, "starting / stopping the polling"), names="value")
         head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title or str(self.run_dir))}</h3>")
         self.widget = W.VBox([
             head,
-            W.HBox([self.refresh_button, self.live_button, self.status]),
-            W.HBox([self.figure, self.config]),
+            W.HBox([self.refresh_button, self.live_button, self.status],
+                   layout=W.Layout(align_items="center", grid_gap="0 8px")),
+            self.figure,
             W.HTML("<b>current parents and best candidate</b>"),
             self.table,
+            self.config_box,
             self.errors.widget,
-        ])
+        ], layout=W.Layout(width="100%"))
         self._poller = Poller(self._poll, self.poll_seconds, self.errors, name=f"reading {self.run_dir}")
         self.refresh()
         if autostart:
@@ -706,14 +732,16 @@ class EvolutionMonitor(DisplayMixin):
         if not s["exists"]:
             return f"<span style='color:#888'>waiting for {html.escape(str(self.run_dir / 'archive.jsonl'))}</span>"
         parts = ["<b style='color:#176f2c'>finished</b>" if s["finished"] else "<b style='color:#1f5fbf'>running</b>"]
+        tail = ""
         if s["last_generation"] is not None:
             tot = f" of {s['generations_total']}" if s["generations_total"] is not None else ""
             parts.append(f"generation {s['last_generation']} done{tot}")
         parts.append(f"{s['candidates']} candidates" + (f" ({s['failed']} failed)" if s["failed"] else ""))
         if s["best_id"] is not None:
-            parts.append(f"best fitness {s['best_fitness']:.4g} (id {s['best_id']}, "
-                         f"<code>{html.escape(s['best_genotype'])}</code>)")
-        return " &middot; ".join(parts)
+            parts.append(f"best fitness {s['best_fitness']:.4g} (id {s['best_id']})")
+            tail = (f"<br><span style='font-size:12px;color:#555'>best <code style='overflow-wrap:anywhere'>"
+                    f"{html.escape(s['best_genotype'])}</code></span>")
+        return _parts_html(parts) + tail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,28 +804,36 @@ class FrontExplorer(DisplayMixin):
         if y == "auto":
             y = "ap" if np.isfinite(self.df["ap"]).any() else "val_loss"
 
-        self.x_toggle = W.ToggleButtons(options=[("MACs", "macs"), ("params", "params")], value=x,
-                                        style=W.ToggleButtonsStyle(button_width="70px"))
+        toggle_style = W.ToggleButtonsStyle(button_width="auto")
+        self.x_toggle = W.ToggleButtons(options=[("MACs", "macs"), ("params", "params")], value=x, style=toggle_style,
+                                        tooltips=["x axis: multiply-adds", "x axis: parameter count"])
         self.y_toggle = W.ToggleButtons(options=[("val loss", "val_loss"), ("fitness", "fitness"), ("AP", "ap")],
-                                        value=y, style=W.ToggleButtonsStyle(button_width="70px"))
-        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="90px"))
+                                        value=y, style=toggle_style,
+                                        tooltips=["y axis: validation loss", "y axis: fitness J", "y axis: COCO AP"])
+        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="auto"))
         self.x_toggle.observe(self.errors.wrap(lambda _c: self.redraw(), "changing the x axis"), names="value")
         self.y_toggle.observe(self.errors.wrap(lambda _c: self.redraw(), "changing the y axis"), names="value")
         self.refresh_button.on_click(self.errors.wrap(lambda _b: self.refresh(), "refreshing"))
-        self.figure = go.FigureWidget(self._fresh())
-        self.figure.layout.width = 820
+        self.figure = fit_width(go.FigureWidget(self._fresh()))
+        self._fit_figures = (self.figure,)
         for tr in self.figure.data:
             if tr.name != "selected":
                 tr.on_click(self.on_click)
-        self.info = W.HTML("<i>click a candidate</i>", layout=W.Layout(width="340px", margin="0 0 0 8px"))
+        self.info = W.HTML("<i>click a candidate</i>", layout=W.Layout(flex="0 1 320px", min_width="260px",
+                                                                        margin="0 0 0 8px"))
+        self.info.add_class("posenas-info")
         self.counts = W.HTML("")
         head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>" if title else "")
+        # the figure takes the room the info panel (320 px) leaves; below 480 px for it, the panel wraps below
+        plot = W.VBox([self.figure], layout=W.Layout(flex="1 1 480px", min_width="0"))
         self.widget = W.VBox([
             head,
-            W.HBox([self.x_toggle, self.y_toggle, self.refresh_button, self.counts]),
-            W.HBox([self.figure, self.info]),
+            W.HBox([W.HBox([W.Label("x"), self.x_toggle]), W.HBox([W.Label("y"), self.y_toggle]),
+                    self.refresh_button, self.counts],
+                   layout=W.Layout(flex_flow="row wrap", align_items="center", grid_gap="4px 16px")),
+            W.HBox([plot, self.info], layout=W.Layout(flex_flow="row wrap", width="100%")),
             self.errors.widget,
-        ])
+        ], layout=W.Layout(width="100%"))
         self._show_counts()
         self._poller = None
         if poll_seconds is not None:
@@ -889,5 +925,5 @@ class FrontExplorer(DisplayMixin):
                  ("status", row["status"] or "-")]
         rows = "".join(f"<tr><td style='color:#555;padding-right:8px'>{html.escape(k)}</td>"
                        f"<td>{html.escape(str(v))}</td></tr>" for k, v in items)
-        return (f"<div style='font-size:12px'><code style='word-break:break-all'>{html.escape(row['genotype'])}"
-                f"</code><table>{rows}</table></div>")
+        # plain word breaking: a line may end after a "-" (between modules), never inside a module's genes
+        return f"<div style='font-size:12px'><code>{html.escape(row['genotype'])}</code><table>{rows}</table></div>"

@@ -27,11 +27,18 @@ from posenas_core.runs.batch import flatten_scalars
 
 from lab.draw import GT_COLORS, PRED_COLORS, limb_side, rgb_css
 
-__all__ = ["METRIC_COLUMNS", "val_ap", "metrics_frame", "training_curves", "pose_figure", "ap_bar", "metrics_table"]
+__all__ = ["METRIC_COLUMNS", "MARKER_MAX_POINTS", "line_mode", "val_ap", "metrics_frame", "training_curves",
+           "pose_figure", "ap_bar", "metrics_table"]
 
 # Columns of `metrics_frame` (then the flattened "val.<key>" columns of the validation records).
 METRIC_COLUMNS = ["kind", "step", "epoch", "loss", "lr", "img_per_s", "time", "wall", "val_AP", "val_loss"]
 _SIDE_NAMES = {"L": "left", "R": "right", "C": "centre"}
+MARKER_MAX_POINTS = 40  # curves with at most this many points are drawn with markers as well
+
+
+def line_mode(n_points: int) -> str:
+    """Scatter mode of a curve of `n_points`: "lines+markers" up to `MARKER_MAX_POINTS`, else "lines"."""
+    return "lines+markers" if n_points <= MARKER_MAX_POINTS else "lines"
 
 
 def _num(v: Any) -> float:
@@ -85,7 +92,10 @@ def training_curves(df: pd.DataFrame, *, log_loss: bool = True, title: str = "")
     `df` is a `metrics_frame` (any DataFrame with those columns). Always 4 traces, in this order:
     0 "train loss" (train rows: step, loss), 1 "val loss" (val rows with a val_loss: step, val_loss),
     2 "lr" (train rows: step, lr), 3 "val AP" (val rows with a val_AP: epoch, val_AP).
-    NaN values are left out of each trace. The loss axis is logarithmic if `log_loss`.
+    NaN values are left out of each trace. The loss axis is logarithmic if `log_loss`; the lr axis
+    (layout.yaxis2) autoranges, or is [0, 2 lr] while the lr is one positive value. The train loss
+    and lr traces draw markers too while they have at most `MARKER_MAX_POINTS` points (a curve of one
+    training step is a single marker, not an invisible line); the widget copies `mode` with x / y.
     """
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
                         subplot_titles=("loss", "learning rate", "validation AP"))
@@ -102,20 +112,25 @@ def training_curves(df: pd.DataFrame, *, log_loss: bool = True, title: str = "")
 
     train, val = kind == "train", kind == "val"
     x, y = xy(train, step, col("loss"))
-    fig.add_trace(go.Scatter(x=x, y=y, name="train loss", mode="lines", line=dict(color="#1f77b4")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=y, name="train loss", mode=line_mode(len(x)), line=dict(color="#1f77b4"),
+                             marker=dict(size=6)), row=1, col=1)
     x, y = xy(val, step, col("val_loss"))
     fig.add_trace(go.Scatter(x=x, y=y, name="val loss", mode="lines+markers", line=dict(color="#ff7f0e")),
                   row=1, col=1)
     x, y = xy(train, step, col("lr"))
-    fig.add_trace(go.Scatter(x=x, y=y, name="lr", mode="lines", line=dict(color="#2ca02c")), row=1, col=2)
+    fig.add_trace(go.Scatter(x=x, y=y, name="lr", mode=line_mode(len(x)), line=dict(color="#2ca02c"),
+                             marker=dict(size=6), cliponaxis=False), row=1, col=2)
     x, y = xy(val, epoch, col("val_AP"))
-    fig.add_trace(go.Scatter(x=x, y=y, name="val AP", mode="lines+markers", line=dict(color="#d62728")),
-                  row=1, col=3)
+    fig.add_trace(go.Scatter(x=x, y=y, name="val AP", mode="lines+markers", line=dict(color="#d62728"),
+                             cliponaxis=False), row=1, col=3)
     fig.update_xaxes(title_text="step", row=1, col=1)
     fig.update_xaxes(title_text="step", row=1, col=2)
     fig.update_xaxes(title_text="epoch", row=1, col=3)
     fig.update_yaxes(type="log" if log_loss else "linear", exponentformat="e", row=1, col=1)
-    fig.update_yaxes(exponentformat="e", row=1, col=2)
+    # a flat lr (one step, or a constant schedule): plotly's autorange would be lr +- 1; show [0, 2 lr]
+    lr = [v for v in fig.data[2].y if v is not None and math.isfinite(v)]
+    flat = bool(lr) and min(lr) == max(lr) and max(lr) > 0
+    fig.update_yaxes(exponentformat="e", autorange=not flat, range=[0, 2 * lr[0]] if flat else None, row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=3)
     fig.update_layout(height=330, margin=dict(l=50, r=20, t=50 if title else 35, b=40), title=title or None,
                       legend=dict(orientation="h", yanchor="bottom", y=-0.32, x=0), template="plotly_white")

@@ -179,8 +179,9 @@ class PoseViewer(DisplayMixin):
             options.append((f"{fn} (image {iid}, {len(idx)} {'person' if len(idx) == 1 else 'people'})", iid))
         self.image_dropdown = W.Dropdown(options=options, value=self.records[0].image_id, description="image",
                                          layout=W.Layout(width="420px"))
+        # buttons sized to their labels ("full image" was cut to "full im..." at 80 px)
         self.view_toggle = W.ToggleButtons(options=[("full image", "full"), ("crop", "crop")], value="full",
-                                           style=W.ToggleButtonsStyle(button_width="80px"))
+                                           style=W.ToggleButtonsStyle(button_width="auto"))
         self.heatmap_toggle = W.ToggleButton(value=False, description="heatmaps", icon="fire",
                                              disabled=heatmap_fn is None,
                                              tooltip="overlay heatmap_fn(index)" if heatmap_fn else

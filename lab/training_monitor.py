@@ -36,7 +36,7 @@ import plotly.graph_objects as go
 
 from posenas_core.errors import DataError
 
-from lab._util import DisplayMixin, ErrorArea, Poller
+from lab._util import DisplayMixin, ErrorArea, Poller, fit_width, sync_figure
 from lab.figures import metrics_frame, training_curves, val_ap
 
 __all__ = ["JsonlTail", "TrainingMonitor", "run_status", "config_html"]
@@ -124,16 +124,19 @@ def config_html(config: dict | None) -> str:
         return "<i>no config.json yet</i>"
     parts = []
     for section, body in config.items():
-        parts.append(f"<div style='font-weight:bold;margin-top:4px'>{html.escape(str(section))}</div>")
+        head = f"<div style='font-weight:bold;margin-top:4px'>{html.escape(str(section))}</div>"
         if isinstance(body, dict):
             rows = "".join(
-                f"<tr><td style='padding:0 8px 0 0;color:#555;vertical-align:top'>{html.escape(str(k))}</td>"
-                f"<td style='padding:0;word-break:break-all'><code>{html.escape(_fmt(v))}</code></td></tr>"
+                f"<tr><td style='padding:0 8px 0 0;color:#555;vertical-align:top;white-space:nowrap'>"
+                f"{html.escape(str(k))}</td>"
+                f"<td style='padding:0;overflow-wrap:anywhere'><code>{html.escape(_fmt(v))}</code></td></tr>"
                 for k, v in body.items())
-            parts.append(f"<table style='font-size:12px'>{rows}</table>")
+            body_html = f"<table style='font-size:12px'>{rows}</table>"
         else:
-            parts.append(f"<code>{html.escape(_fmt(body))}</code>")
-    return "".join(parts)
+            body_html = f"<code>{html.escape(_fmt(body))}</code>"
+        # sections side by side while they fit (each at least 260 px), wrapping below each other otherwise
+        parts.append(f"<div style='flex:1 1 260px;max-width:520px;min-width:0'>{head}{body_html}</div>")
+    return f"<div style='display:flex;flex-wrap:wrap;gap:0 24px'>{''.join(parts)}</div>"
 
 
 def _hms(seconds: float) -> str:
@@ -178,6 +181,8 @@ def run_status(records: list[dict], config: dict | None, *, exists: bool = True,
 class TrainingMonitor(DisplayMixin):
     """Live curves of a run directory (see the module docstring).
 
+    Layout (top to bottom, fits narrow output areas): title; progress + refresh + live; the status
+    line; the figure (full width); config.json (sections side by side while they fit); errors.
     Attributes: `.widget` (root), `.figure` (go.FigureWidget with the 4 traces of
     `lab.figures.training_curves`), `.status` (HTML status line), `.config` (HTML of config.json),
     `.progress`, `.errors` (ErrorArea), `.records` (all metrics records read), `.df` (their
@@ -204,13 +209,17 @@ class TrainingMonitor(DisplayMixin):
         self.polls = 0
 
         self.errors = ErrorArea()
-        self.figure = go.FigureWidget(training_curves(self.df, title=""))
-        self.figure.layout.width = 880
-        self.status = W.HTML()
+        # no fixed width: the figure fills the output area
+        self.figure = fit_width(go.FigureWidget(training_curves(self.df, title="")))
+        self._fit_figures = (self.figure,)
+        self.status = W.HTML(layout=W.Layout(margin="2px 0 0 0"))
+        self.status.add_class("posenas-status")
         self.progress = W.FloatProgress(value=0, min=0, max=1, description="progress",
                                         layout=W.Layout(width="260px"))
-        self.config = W.HTML(config_html(None), layout=W.Layout(width="300px", max_height="330px",
+        # config.json below the figure, full width (sections side by side while they fit)
+        self.config = W.HTML(config_html(None), layout=W.Layout(width="auto", max_height="260px",
                                                                 overflow="auto", margin="0 0 0 8px"))
+        self.config.add_class("posenas-config")
         self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="90px"))
         self.live_button = W.ToggleButton(value=False, description="live", icon="eye",
                                           tooltip=f"poll {self.metrics_path.name} every {self.poll_seconds:g} s",
@@ -220,10 +229,12 @@ class TrainingMonitor(DisplayMixin):
         head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title or str(self.run_dir))}</h3>")
         self.widget = W.VBox([
             head,
-            W.HBox([self.progress, self.refresh_button, self.live_button, self.status]),
-            W.HBox([self.figure, self.config]),
+            W.HBox([self.progress, self.refresh_button, self.live_button]),
+            self.status,
+            self.figure,
+            self.config,
             self.errors.widget,
-        ])
+        ], layout=W.Layout(width="100%"))
         self._poller = Poller(self._poll, self.poll_seconds, self.errors, name=f"reading {self.metrics_path}")
         self.refresh()
         if autostart:
@@ -289,11 +300,8 @@ class TrainingMonitor(DisplayMixin):
             key = (len(self.tail.records), self.tail.ident)
             if key != self._drawn:
                 self.df = metrics_frame(self.tail.records)
-                fresh = training_curves(self.df)
-                with self.figure.batch_update():
-                    for live, t in zip(self.figure.data, fresh.data):
-                        live.x = t.x
-                        live.y = t.y
+                # x, y, mode (markers while a curve has few points); the lr axis range of a flat lr
+                sync_figure(self.figure, training_curves(self.df), ("yaxis2",))
                 self._drawn = key
             age = time.time() - self.tail.mtime if self.tail.mtime is not None else None
             self.summary = run_status(self.tail.records, self.config_dict, exists=self.tail.exists, age_s=age)
@@ -333,7 +341,8 @@ class TrainingMonitor(DisplayMixin):
             parts.append(f"best AP {s['best_ap']:.3f}")
         if s["state"] != "finished" and s["age_s"] is not None:
             parts.append(f"<span style='color:#888'>updated {_hms(s['age_s'])} ago</span>")
-        self.status.value = " &middot; ".join(parts)
+        # one line: the parts wrap as wholes (never "best AP" / "0.000" on two lines)
+        self.status.value = " &middot; ".join(f"<span style='white-space:nowrap'>{p}</span>" for p in parts)
         if s["state"] == "finished":
             self.progress.max, self.progress.value, self.progress.bar_style = 1, 1, "success"
         elif s["total_steps"] and s["step"] is not None:
