@@ -98,7 +98,7 @@ def train_until(model, train_ds, val_batches, *, epochs: int, batch_size: int, p
     torch.manual_seed(seed)                                  # drop-connect masks
     t0 = time.perf_counter()
     curve = [[0.0, val_loss(model, val_batches)]]
-    best_state = {k: v.clone() for k, v in model.state_dict().items()} if keep_best else None
+    best_state = None                                        # keep_best: best evaluation AFTER training began
     hit = target is not None and curve[0][1] <= target * (1 + 1e-4)
     step = 0
     model.train()
@@ -119,7 +119,7 @@ def train_until(model, train_ds, val_batches, *, epochs: int, batch_size: int, p
             step += 1
             if step % eval_every == 0 or step % spe == 0:
                 curve.append([step / spe, val_loss(model, val_batches)])
-                if keep_best and curve[-1][1] < min(v for _, v in curve[:-1]):
+                if keep_best and (best_state is None or curve[-1][1] < min(v for _, v in curve[1:-1])):
                     best_state = {k: v.clone() for k, v in model.state_dict().items()}
                 if step % spe == 0 and target is None:
                     print(f"  epoch {step // spe}: val {curve[-1][1]:.5g} ({time.perf_counter() - t0:.0f} s)",
@@ -127,11 +127,12 @@ def train_until(model, train_ds, val_batches, *, epochs: int, batch_size: int, p
                 if target is not None and curve[-1][1] <= target * (1 + 1e-4):
                     hit = True
                     break
-    if keep_best:
+    if keep_best and best_state is not None:
         model.load_state_dict(best_state)
     reached = curve[-1][0] if hit else None
+    trained = curve[1:] if keep_best and len(curve) > 1 else curve
     return {"curve": [[round(e, 4), v] for e, v in curve], "reached_epochs": reached, "steps": step,
-            "seconds": round(time.perf_counter() - t0, 1), "best_val": min(v for _, v in curve)}
+            "seconds": round(time.perf_counter() - t0, 1), "best_val": min(v for _, v in trained)}
 
 
 def draw_children(parent_g, n: int, seed: int) -> list:
@@ -276,6 +277,12 @@ def main() -> None:
             prun["best_val"] = prun["curve"][0][1]
         atomic_torch_save(ppath, {"model": parent.state_dict(), "run": json.dumps(prun)})
     target = float(prun["best_val"])
+    init_val = float(prun["curve"][0][1])
+    if a.parent_checkpoint is None and not target < 0.9 * init_val:
+        raise SystemExit(f"the parent did not learn: its best val loss after training ({target:.5g}) is not 10% below "
+                         f"its val loss at init ({init_val:.5g}, about the all-zeros prediction); a target it already "
+                         f"met untrained would make every condition 'reach' it at 0 epochs. Train it longer, on more "
+                         f"data (--train, --parent-epochs) or with a lower --lr; delete {ppath} to retrain it.")
     print(f"parent {pspec.to_short()}: target val loss {target:.6g} ({prun['seconds']} s)")
 
     # -- children -------------------------------------------------------------------------------
