@@ -8,12 +8,11 @@ Figures (pure functions -> plotly go.Figure): training_curves, pose_figure, ap_b
 metrics_frame. Drawing with OpenCV: render_pose (-> RGB array), png_bytes.
 Helpers: ErrorArea (callback errors in an Output), BackgroundTask (thread + progress bar + stop).
 
-Importing `lab` in a Jupyter kernel switches plotly's default renderer to `lab._util.EXPORT_RENDERER`
-(the plotly mime type for JupyterLab + an offline text/html copy for nbconvert's HTML export of the
-executed notebook; see `use_export_renderer`).
+plotly figures are shown with plotly's Jupyter default (its mime type, drawn once by JupyterLab); the HTML
+export of an executed notebook draws them offline (`posenas_core.runs.notebooks.export_html`).
 """
 
-from lab._util import BackgroundTask, ErrorArea, Poller, png_bytes, use_export_renderer
+from lab._util import BackgroundTask, ErrorArea, Poller, png_bytes
 from lab.draw import render_pose
 from lab.figures import ap_bar, metrics_frame, metrics_table, pose_figure, training_curves
 from lab.pose_viewer import PoseViewer, match_predictions
@@ -35,7 +34,6 @@ __all__ = [
     "ErrorArea",
     "BackgroundTask",
     "Poller",
-    "use_export_renderer",
 ]
 
 # EvoPose2D (issue 4): GenotypeEditor(spec=None, *, input_hw=None), EvolutionMonitor(run_dir, *, poll_seconds=2.0,
@@ -45,5 +43,3 @@ from lab.evopose import EvolutionMonitor, FrontExplorer, GenotypeEditor
 
 __all__ += ["GenotypeEditor", "EvolutionMonitor", "FrontExplorer", "evolution_figure", "front_figure",
             "network_diagram", "network_frame"]
-
-use_export_renderer()

@@ -15,14 +15,14 @@
   trace per message (see its docstring for the plotly widget bug this avoids).
 - `fit_width(fig)`: a `go.FigureWidget` that fills its container's width instead of plotly's 700 px.
 - `png_bytes`: RGB uint8 array -> PNG bytes (for `ipywidgets.Image`).
-- `use_export_renderer`: plotly figures shown in a kernel also carry an offline text/html copy, so that
-  nbconvert's HTML export of an executed notebook shows them (`import lab` calls it).
+- plotly figures (``fig.show()`` / a figure as a cell's value) use plotly's own Jupyter default, the plotly
+  mime type, drawn once by JupyterLab; `posenas_core.runs.notebooks.export_html` draws them in the HTML
+  export of an executed notebook (plotly.js embedded once, offline).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 import traceback
@@ -31,8 +31,8 @@ from typing import Callable, Sequence
 import numpy as np
 import ipywidgets as W
 
-__all__ = ["ErrorArea", "BackgroundTask", "Poller", "DisplayMixin", "png_bytes", "use_export_renderer",
-           "EXPORT_RENDERER", "sync_figure", "fit_width", "refit_later"]
+__all__ = ["ErrorArea", "BackgroundTask", "Poller", "DisplayMixin", "png_bytes", "sync_figure", "fit_width",
+           "refit_later"]
 
 
 class ErrorArea:
@@ -307,46 +307,3 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("png_bytes: OpenCV could not encode the image")
     return buf.tobytes()
-
-
-# ---------------------------------------------------------------------------------------------
-# plotly figures in HTML exports
-
-EXPORT_RENDERER = "plotly_mimetype+posenas_offline_html"
-
-
-def _offline_html_renderer():
-    """plotly's "notebook" renderer without MathJax from a CDN: registered as "posenas_offline_html".
-
-    `activate()` (once per kernel, at the first figure shown after it became a default renderer)
-    displays a text/html output holding plotly.js itself (~4.8 MB, no CDN); each figure's text/html is
-    a div + ``Plotly.newPlot`` script using that global `Plotly`."""
-    import plotly.io as pio
-    from plotly.io._base_renderers import NotebookRenderer
-
-    class OfflineHtmlRenderer(NotebookRenderer):
-        def to_mimebundle(self, fig_dict):
-            return {"text/html": pio.to_html(fig_dict, config=self.config, include_plotlyjs=False,
-                                             include_mathjax=False, full_html=False, default_width="100%",
-                                             default_height=525, validate=False)}
-
-    return OfflineHtmlRenderer()
-
-
-def use_export_renderer(force: bool = False) -> str | None:
-    """Show plotly figures with `EXPORT_RENDERER`: the plotly mime type (what JupyterLab draws, once) plus
-    an offline text/html copy (what nbconvert's HTML export keeps; it drops the plotly mime type).
-
-    Only replaces plotly's own Jupyter default "plotly_mimetype" (a kernel in JupyterLab / papermill);
-    another default (PLOTLY_RENDERER, VS Code, Colab, a plain Python process, a choice the user made)
-    is kept unless `force`. Returns the renderer now in use if it was set, else None. Cost: the
-    notebook and its HTML export hold plotly.js once (~4.8 MB) and each figure's JSON twice.
-    Figures in widgets (go.FigureWidget) are not affected."""
-    import plotly.io as pio
-
-    if "posenas_offline_html" not in pio.renderers:
-        pio.renderers["posenas_offline_html"] = _offline_html_renderer()
-    if not force and (os.environ.get("PLOTLY_RENDERER") or pio.renderers.default != "plotly_mimetype"):
-        return None
-    pio.renderers.default = EXPORT_RENDERER
-    return EXPORT_RENDERER

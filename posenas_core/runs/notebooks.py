@@ -14,8 +14,11 @@ executed); `check_parameters` refuses unknown names and wrong types BEFORE anyth
 (papermill itself only warns on unknown names); `run_notebook` executes the notebook with
 papermill into a run directory::
 
-    out_dir/notebook.ipynb   the executed notebook (also partially executed, for a failed run)
-    out_dir/notebook.html    its HTML export (so a failure is visible in a browser)
+    out_dir/notebook.ipynb   the executed notebook (also partially executed, for a failed run),
+                             without the ~5 MB JavaScript bundle each anywidget (plotly FigureWidget)
+                             stores in the saved widget state (`strip_widget_bundles`)
+    out_dir/notebook.html    its HTML export (so a failure is visible in a browser); plotly figures
+                             are drawn there with plotly.js embedded once, offline (`export_html`)
     out_dir/metrics.json     written by the notebook itself, if it wants to report metrics
     out_dir/run.json         {notebook, params, status, error, started, finished, duration_s,
                               metrics, files, ...}: written LAST and atomically, so a run killed in
@@ -42,6 +45,7 @@ import tempfile
 import time
 import tokenize
 from dataclasses import asdict, dataclass, field
+from html import escape as html_escape
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -473,14 +477,178 @@ def error_summary(error: dict | None) -> str:
     return s
 
 
-def export_html(ipynb_path: str | os.PathLike, html_path: str | os.PathLike) -> Path:
-    """Export a (possibly partially executed) notebook to a standalone HTML file, atomically."""
+# ----------------------------------------------------------------------------------------------
+# What an executed notebook keeps: widget code out, plotly figures drawn in the HTML export
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
+BUNDLE_KEEP_CHARS = 10_000  # a smaller bundle (a widget's own few lines) is kept
+
+# What replaces a stripped `_esm`: a valid anywidget module (so the anywidget extension of JupyterLab draws
+# a short note instead of failing to import `undefined`) that says why the widget is not drawn.
+STRIPPED_ESM = (
+    "export default { render({ el }) { el.textContent = "
+    "'[widget not shown: its code (%d characters) is not saved in the executed notebook; "
+    "run the cell again to see it]'; } };\n"
+)
+STRIPPED_CSS = "/* stripped: %d characters of widget CSS are not saved in the executed notebook */\n"
+# an anywidget model's JavaScript module / style sheet (source text) -> its stub
+BUNDLE_STUBS = {"_esm": STRIPPED_ESM, "_css": STRIPPED_CSS}
+
+
+def strip_widget_bundles(nb, keep_chars: int = BUNDLE_KEEP_CHARS) -> int:
+    """Replace the JavaScript bundles that anywidget models (e.g. plotly's ``go.FigureWidget``, whose
+    ``_esm`` is plotly.js + its widget code, ~5 MB per model) carry in the saved widget state
+    ``nb.metadata.widgets[WIDGET_STATE_MIME].state[id].state`` by a short stub; in place.
+
+    papermill (nbclient) saves every widget's state into the executed notebook, so each FigureWidget
+    shown costs ~5 MB in notebook.ipynb and notebook.html, though the HTML export cannot draw these
+    widgets offline. Every other part of the state is kept. In JupyterLab, running the cell again draws
+    the widget (its kernel sends the code); the reopened notebook, once trusted, restores the model from
+    the saved state and draws the stub's note where a static copy of the widget was. A ``_esm`` / ``_css`` string longer than `keep_chars` is
+    replaced by `STRIPPED_ESM` / `STRIPPED_CSS` (which name the original length). Returns the number of
+    characters removed (0: nothing changed).
+    """
+    widgets = (nb.get("metadata") or {}).get("widgets") or {}
+    state = (widgets.get(WIDGET_STATE_MIME) or {}).get("state") or {}
+    removed = 0
+    for model in state.values():
+        mstate = model.get("state") if isinstance(model, dict) else None
+        if not isinstance(mstate, dict):
+            continue
+        for key, stub in BUNDLE_STUBS.items():
+            v = mstate.get(key)
+            if isinstance(v, str) and len(v) > keep_chars:
+                mstate[key] = stub % len(v)
+                removed += len(v) - len(mstate[key])
+    return removed
+
+
+def strip_notebook_file(ipynb_path: str | os.PathLike, keep_chars: int = BUNDLE_KEEP_CHARS) -> int:
+    """`strip_widget_bundles` on a saved notebook, rewritten atomically if anything was stripped.
+    Returns the number of characters removed."""
+    import nbformat
+
+    nb = nbformat.read(str(ipynb_path), as_version=4)
+    removed = strip_widget_bundles(nb, keep_chars)
+    if removed:
+        atomic_write_text(ipynb_path, nbformat.writes(nb) + "\n")
+    return removed
+
+
+def plotlyjs_path() -> Path | None:
+    """plotly.js as installed with the plotly package (``plotly/package_data/plotly.min.js``), found
+    without importing plotly; None if plotly is not installed."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("plotly")
+    except (ImportError, ValueError):
+        return None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        p = Path(loc) / "package_data" / "plotly.min.js"
+        if p.is_file():
+            return p
+    return None
+
+
+def _script_safe(text: str) -> str:
+    """JavaScript source that cannot end the ``<script>`` element it is put in (``</`` -> ``<\\/``, as
+    plotly's ``to_html`` does; the same characters inside a string or a regular expression)."""
+    return text.replace("</", "<\\/")
+
+
+def _json_for_script(value: Any) -> str:
+    """`value` as a JavaScript literal safe inside ``<script>``: JSON with every ``<`` written as
+    ``\\u003c`` (only JSON strings can hold one), so no ``</script>`` or ``<!--`` can appear. NaN and
+    Infinity (which Python's json reads) stay JavaScript literals."""
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _css_size(v: Any, default: str) -> str:
+    return f"{v}px" if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else default
+
+
+def plotly_figure_html(fig: dict, div_id: str) -> str:
+    """The HTML of one figure given as a plotly mime bundle ``{data, layout, config?, frames?}``: a div
+    and a script calling ``Plotly.newPlot`` (plotly.js must be loaded before, see `plotlyjs_html`).
+    Sized like plotly's ``to_html``: the layout's width / height, else 100% x 525 px (responsive)."""
+    layout = fig.get("layout") or {}
+    config = dict(fig.get("config") or {})
+    width = _css_size(layout.get("width"), "100%")
+    if width.endswith("%"):
+        config.setdefault("responsive", True)
+    figure = {"data": fig.get("data") or [], "layout": layout, "config": config}
+    if fig.get("frames"):
+        figure["frames"] = fig["frames"]
+    js = _json_for_script(figure)
+    return (
+        f'<div id="{div_id}" class="plotly-graph-div" style="height:{_css_size(layout.get("height"), "525px")}; '
+        f'width:{width};"></div>\n'
+        '<script type="text/javascript">(function () {\n'
+        f'  var el = document.getElementById("{div_id}");\n'
+        "  if (window.Plotly) { window.Plotly.newPlot(el, " + js + "); }\n"
+        '  else { el.textContent = "[plotly figure not shown: plotly.js did not load]"; }\n'
+        "})();</script>"
+    )
+
+
+def plotlyjs_html(source: str) -> str:
+    """plotly.js inline (no CDN), as plotly's ``to_html(include_plotlyjs=True)`` embeds it."""
+    return ('<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: \'local\'};</script>\n'
+            f'<script type="text/javascript">{_script_safe(source)}</script>\n')
+
+
+def render_plotly_outputs(nb, plotlyjs: str | None) -> int:
+    """Give each output holding only a plotly figure (`PLOTLY_MIME`, which nbconvert "is not able to
+    represent") a ``text/html`` drawing it; in place, for the HTML export (the .ipynb is not changed).
+    plotly.js (`plotlyjs`, its source) goes into the first such output only: once per HTML file, before
+    every figure's script. Without `plotlyjs` each figure becomes a note saying plotly.js is missing.
+    Outputs that already have ``text/html`` are left alone. Returns the number of figures rendered."""
+    n = 0
+    for ci, cell in enumerate(nb.cells):
+        for oi, out in enumerate(cell.get("outputs", []) if cell.get("cell_type") == "code" else []):
+            data = out.get("data") or {}
+            fig = data.get(PLOTLY_MIME)
+            if not isinstance(fig, dict) or "text/html" in data:
+                continue
+            if plotlyjs is None:
+                html = ('<pre>[plotly figure not shown: plotly.js was not found when this HTML was exported '
+                        f'(plotly is not installed for {html_escape(sys.executable)})]</pre>')
+            else:
+                html = (plotlyjs_html(plotlyjs) if n == 0 else "") + plotly_figure_html(fig, f"posenas-plotly-{ci}-{oi}")
+            data["text/html"] = html
+            n += 1
+    return n
+
+
+def _export_html(ipynb_path, html_path) -> tuple[Path, list[str]]:
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb_path), as_version=4)
+    warnings: list[str] = []
+    strip_widget_bundles(nb)  # a notebook saved before stripping existed
+    has_fig = any(PLOTLY_MIME in (o.get("data") or {}) and "text/html" not in o.get("data")
+                  for c in nb.cells if c.get("cell_type") == "code" for o in c.get("outputs", []))
+    if has_fig:
+        js_path = plotlyjs_path()
+        plotlyjs = js_path.read_text(encoding="utf-8") if js_path else None
+        n = render_plotly_outputs(nb, plotlyjs)
+        if plotlyjs is None:
+            warnings.append(f"HTML export: {n} plotly figure(s) not drawn: plotly.js not found "
+                            f"(plotly is not installed for {sys.executable})")
     body, _ = HTMLExporter().from_notebook_node(nb)
-    return atomic_write_text(html_path, body)
+    return atomic_write_text(html_path, body), warnings
+
+
+def export_html(ipynb_path: str | os.PathLike, html_path: str | os.PathLike) -> Path:
+    """Export a (possibly partially executed) notebook to a standalone HTML file, atomically.
+
+    plotly figures (`PLOTLY_MIME` outputs) are drawn with plotly.js embedded once (offline, ~4.8 MB
+    per file that has a figure; a note replaces them if plotly is not installed); widget code bundles
+    are left out (`strip_widget_bundles`)."""
+    return _export_html(ipynb_path, html_path)[0]
 
 
 def _list_files(out_dir: Path) -> list[str]:
@@ -555,9 +723,14 @@ def run_notebook(
     duration = time.perf_counter() - t0
 
     warnings: list[str] = []
+    if (out / NOTEBOOK_FILE).exists():
+        try:
+            strip_notebook_file(out / NOTEBOOK_FILE)
+        except Exception as e:  # the notebook as papermill saved it stands
+            warnings.append(f"stripping widget code from {NOTEBOOK_FILE} failed: {type(e).__name__}: {e}")
     if html and (out / NOTEBOOK_FILE).exists():
         try:
-            export_html(out / NOTEBOOK_FILE, out / HTML_FILE)
+            warnings += _export_html(out / NOTEBOOK_FILE, out / HTML_FILE)[1]
         except Exception as e:  # the run's result stands; say why there is no HTML
             warnings.append(f"HTML export failed: {type(e).__name__}: {e}")
 

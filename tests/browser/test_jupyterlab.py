@@ -3,8 +3,7 @@
 JupyterLab on 127.0.0.1 (free port, random token) with a kernelspec that runs *this* interpreter (the
 project's venv; fixtures in conftest.py) opens the quickstart (parameters cell set to tiny values, as a
 user would type them) in headless Chromium through Playwright, runs all cells from the Run menu, asserts
-that the PoseViewer (ipywidgets slider + image) and the plotly figures rendered (the AP bar chart once:
-`import lab` adds a text/html copy for HTML exports that JupyterLab must not show as well), that the
+that the PoseViewer (ipywidgets slider + image) and the plotly figures rendered (the AP bar chart exactly once), that the
 TrainingMonitor's config panel is not squeezed beside its figure, moves the PoseViewer's slider with the
 keyboard and asserts that the picture changed. Screenshots land in `test-artifacts/` (gitignored): the
 whole notebook, the PoseViewer before/after the slider move, the TrainingMonitor and the AP bar chart;
@@ -50,7 +49,7 @@ def test_quickstart_in_jupyterlab(lab_browser):
     for b in viewer.locator(".widget-toggle-buttons button").all():
         assert b.evaluate("e => e.scrollWidth <= e.clientWidth"), f"button label cut: {b.inner_text()!r}"
 
-    # plotly: the AP bar chart (fig.show()) has bars and is drawn once (not also from its text/html copy)
+    # plotly: the AP bar chart (fig.show()) has bars and is drawn exactly once
     bar = page.locator(".jp-RenderedPlotly").first
     bar.wait_for(timeout=30_000)
     assert bar.locator(".barlayer .point").count() >= 2, "the AP bar chart shows no bars"

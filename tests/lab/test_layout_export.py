@@ -1,8 +1,8 @@
-"""What the browser review found, checked headless: HTML-export renderer for plotly, live figures updated
+"""What the browser review found, checked headless: plotly's own Jupyter renderer kept, live figures updated
 one trace per message (no plotly `Undefined` placeholders), figures that fill their container, markers on
 short curves, tidy status lines, the monitors' / explorer's layout and the editor's preset / input size."""
 
-import re
+import importlib
 import time
 
 import ipywidgets as W
@@ -15,13 +15,13 @@ from posenas_core.runs.io import append_jsonl, atomic_write_json
 
 import lab
 from lab import EvolutionMonitor, FrontExplorer, GenotypeEditor, TrainingMonitor
-from lab._util import EXPORT_RENDERER, fit_width, refit_later, sync_figure, use_export_renderer
+from lab._util import fit_width, refit_later, sync_figure
 from lab.evo_figures import archive_frame, front_figure
 from lab.figures import MARKER_MAX_POINTS, metrics_frame, training_curves
 
 
 # ---------------------------------------------------------------------------------------------
-# plotly figures in nbconvert's HTML export
+# plotly figures: plotly's own Jupyter renderer (the HTML export draws them: posenas_core.runs.notebooks)
 
 
 @pytest.fixture
@@ -31,34 +31,14 @@ def restore_renderer():
     pio.renderers.default = before
 
 
-def test_export_renderer_replaces_only_plotlys_jupyter_default(restore_renderer, monkeypatch):
-    monkeypatch.delenv("PLOTLY_RENDERER", raising=False)
-    pio.renderers.default = "browser"  # a plain Python process / the user's choice: kept
-    assert use_export_renderer() is None and pio.renderers.default == "browser"
-    monkeypatch.setenv("PLOTLY_RENDERER", "plotly_mimetype")
-    pio.renderers.default = "plotly_mimetype"
-    assert use_export_renderer() is None and pio.renderers.default == "plotly_mimetype"
-    monkeypatch.delenv("PLOTLY_RENDERER")
-    assert use_export_renderer() == EXPORT_RENDERER == pio.renderers.default  # a Jupyter kernel's default
-
-
-def test_export_renderer_bundle_is_offline_and_plotlyjs_is_embedded_once(restore_renderer, monkeypatch):
-    shown = []
-    monkeypatch.setattr("plotly.io._base_renderers.ipython_display.display_html",
-                        lambda html, raw=False: shown.append(html))
-    use_export_renderer(force=True)
-    fig = lab.ap_bar({"Head": 0.5, "Total": 0.25})
-    bundle = pio.renderers._build_mime_bundle(fig.to_dict())  # what fig.show() publishes
-    # JupyterLab draws the plotly mime type; nbconvert keeps the text/html
-    assert set(bundle) == {"application/vnd.plotly.v1+json", "text/html"}
-    html = bundle["text/html"]
-    assert "Plotly.newPlot" in html and '"Head"' in html
-    assert not re.search(r"<script[^>]+src=", html), "the figure's HTML loads a script (CDN) - not offline"
-    # plotly.js itself (no CDN) was displayed once, before the first figure; not again for the next
-    assert len(shown) == 1 and len(shown[0]) > 1_000_000  # the ~4.8 MB bundle inline ...
-    assert not re.search(r"<script[^>]+src=", shown[0][:3000]) and "window.Plotly = Plotly" in shown[0]  # ... not a CDN
-    pio.renderers._build_mime_bundle(lab.ap_bar({"Head": 0.1}).to_dict())
-    assert len(shown) == 1
+def test_import_lab_keeps_plotlys_jupyter_renderer(restore_renderer):
+    pio.renderers.default = "plotly_mimetype"  # plotly's default in a Jupyter kernel (JupyterLab, papermill)
+    importlib.reload(lab)
+    assert pio.renderers.default == "plotly_mimetype"
+    bundle = pio.renderers._build_mime_bundle(lab.ap_bar({"Head": 0.5, "Total": 0.25}).to_dict())  # fig.show()
+    # only the mime type JupyterLab draws (once): no text/html copy, no plotly.js in the notebook
+    assert set(bundle) == {"application/vnd.plotly.v1+json"}
+    assert "Head" in bundle["application/vnd.plotly.v1+json"]["data"][0]["x"]
 
 
 # ---------------------------------------------------------------------------------------------
