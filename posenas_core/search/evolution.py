@@ -704,8 +704,9 @@ def run_evolution(config: EvolutionConfig, run_dir, *, executor: str = "sequenti
         _export_best(run_dir, rows[parents[0]], config)
         if config.keep_checkpoints == "pool":
             keep = set(parents) | ({0} if config.keep_ancestor else set())   # the next selection pool
-            for i in rows:
-                if i not in keep:
+            for i, r in rows.items():
+                # only candidates of generations <= g: on resume, `rows` already holds later ones
+                if i not in keep and int(r["generation"]) <= g:
                     (_candidate_dir(run_dir, i) / "best.pt").unlink(missing_ok=True)
 
     try:
