@@ -1,7 +1,8 @@
 """EvoPose2D weight-transfer ablation on SynthPose (issue 4): epochs a child needs to reach its parent's
 validation loss (a) after weight transfer (`kernel_transfer=True`, this project), (b) after the public
 code's transfer (`kernel_transfer=False`: depthwise kernels left random on a kernel-size-only mutation),
-(c) from scratch. The paper reports about 6x fewer epochs with transfer.
+(c) from scratch, (d) after transfer with new blocks started as the identity (`new_blocks="identity"`;
+only differs from (a) for children with new blocks). The paper reports about 6x fewer epochs with transfer.
 
 Protocol
 - Data: a SynthPose split generated once under --data (--train / --val images, --seed).
@@ -54,7 +55,9 @@ import numpy as np
 import torch
 
 NAME = "evopose_transfer_ablation"
-CONDITIONS = ("transfer", "transfer_public", "scratch")   # kernel_transfer=True / False / fresh init
+CONDITIONS = ("transfer", "transfer_public", "scratch", "transfer_identity")
+# kernel_transfer=True / False / fresh init / kernel_transfer=True with new_blocks="identity" (identical to
+# "transfer" unless the child has new blocks: then its run is reused, not repeated)
 
 
 def _seed(*parts: int) -> int:
@@ -168,7 +171,8 @@ def summarise(children: list[dict], max_epochs: int, resolution: float) -> dict:
         return float(max_epochs) if v is None else float(v)
 
     out = {}
-    for num, den in (("scratch", "transfer"), ("scratch", "transfer_public"), ("transfer_public", "transfer")):
+    for num, den in (("scratch", "transfer"), ("scratch", "transfer_public"), ("transfer_public", "transfer"),
+                     ("transfer", "transfer_identity")):
         ratios, bounds, undefined = [], [], 0
         for c in children:
             if num not in c or den not in c:
@@ -312,11 +316,14 @@ def main() -> None:
         for cond in CONDITIONS:
             if (i, cond) in done and done[(i, cond)]["genotype"] == entry["genotype"]:
                 r = done[(i, cond)]
+            elif cond == "transfer_identity" and not (entry["transfer"]["transfer_stats"] or {}).get("from_last_block"):
+                r = {**done.get((i, "transfer"), {}), **entry["transfer"], "condition": cond}   # no new block: same run
             else:
                 child.load_state_dict(init)
                 stats = None
                 if cond != "scratch":
-                    stats = transfer_weights(parent, child, kernel_transfer=(cond == "transfer"))
+                    stats = transfer_weights(parent, child, kernel_transfer=(cond != "transfer_public"),
+                                             new_blocks="identity" if cond == "transfer_identity" else "copy")
                 run = train_until(child, train_ds, val_batches, epochs=a.max_epochs, batch_size=a.batch_size,
                                   peak_lr=peak, warmup_epochs=a.child_warmup, eval_every=eval_every, seed=_seed(a.seed, 3, i),
                                   target=target)

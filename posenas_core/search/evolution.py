@@ -139,6 +139,8 @@ class EvolutionConfig:
     sigma: float | None = None                      # heatmap sigma (None: pipeline.heatmap_sigma's rule)
     seed: int = 0                                   # mutations, training seeds and the train subset derive from it
     kernel_transfer: bool = True                    # transfer depthwise kernels on kernel-only mutations too
+    new_blocks: str = "copy"                        # a new block: "copy" the module's last block (paper) or
+                                                    #   "identity" (copy, projection BN zeroed: function-preserving)
     params_metric: str = "params_with_bn_stats"     # n in the fitness: Keras count_params (paper) | "params"
     compute_ap: bool = False                        # COCO AP of each candidate's best checkpoint (costs time)
     max_train_samples: int | None = None            # random subset of the training persons (fixed per run)
@@ -208,6 +210,8 @@ class EvolutionConfig:
         need_num("weight_decay", lambda v: v >= 0, "a number >= 0")
         if self.sigma is not None:
             need_num("sigma", lambda v: v > 0, "null or a number > 0 (heatmap pixels)")
+        if self.new_blocks not in ("copy", "identity"):
+            bad("new_blocks", "'copy' or 'identity'")
         for name in ("keep_ancestor", "kernel_transfer", "compute_ap", "channels_last"):
             need_bool(name)
         if self.params_metric not in PARAMS_METRICS:
@@ -509,8 +513,10 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
             from posenas_core.search.transfer import transfer_weights   # lazy: written by a parallel task
 
             parent_model, _ = load_checkpoint(_candidate_dir(Path(run_dir), parent) / "best.pt")
-            stats = transfer_weights(parent_model, model, kernel_transfer=cfg.kernel_transfer)
+            stats = transfer_weights(parent_model, model, kernel_transfer=cfg.kernel_transfer,
+                                     new_blocks=cfg.new_blocks)
             atomic_write_json(cdir / "transfer.json", {"parent": parent, "kernel_transfer": cfg.kernel_transfer,
+                                                       "new_blocks": cfg.new_blocks,
                                                        **{k: int(v) for k, v in stats.items()}})
             del parent_model
         stride = spec.output_stride
@@ -762,7 +768,7 @@ _CLI_FIELDS = {  # option -> (config field, type)
     "--batch-size": ("batch_size", int), "--lr": ("base_lr", float), "--seed": ("seed", int),
     "--params-metric": ("params_metric", str), "--max-train-samples": ("max_train_samples", int),
     "--max-val-images": ("max_val_images", int), "--threads": ("torch_threads", int),
-    "--keep-checkpoints": ("keep_checkpoints", str),
+    "--keep-checkpoints": ("keep_checkpoints", str), "--new-blocks": ("new_blocks", str),
 }
 
 

@@ -30,6 +30,14 @@ Matching is by structural name, i.e. the state-dict key (`stem.*`, `blocks.{m}.{
   block 0 maps the previous module's channels to this module's: its input dims are sliced / padded then.
 - nothing to take from: left at the child's init ("random").
 
+`new_blocks="identity"` (an option; default "copy" as above) goes one step further for such new blocks:
+after the copy, the weight and bias of its projection BN are zeroed, so its residual branch outputs 0 and
+the block starts as the identity (a new block b >= 1 always has a skip: stride 1, in == out). A
+blocks+1 mutation then preserves the parent's function exactly, as a width change nearly does, instead
+of starting from a disturbed one (measured: a copied block put a child's val loss above the all-zeros
+prediction; benchmarks/evopose_transfer_ablation.py). The branch still learns: the BN weight's gradient
+does not vanish (the zero-init-residual trick of ResNet training).
+
 Channel changes ripple: a module's output width is the next module's block-0 input (and expanded width,
 6 x input) and, for module 7, the head's input; all of these are just differently shaped tensors of the
 same name and are sliced / padded by the rules above. Module 1 has no expand conv (expansion 1) in both
@@ -158,14 +166,19 @@ def _check_state(spec: EvoPoseSpec, state: Mapping[str, torch.Tensor], what: str
                               f"{spec.to_short()} does not build, first {extra[0]!r}")
 
 
+NEW_BLOCKS = ("copy", "identity")
+
+
 def transfer_state(parent_spec: EvoPoseSpec, parent_state: Mapping[str, torch.Tensor], child_spec: EvoPoseSpec,
-                   child_state: Mapping[str, torch.Tensor], *, kernel_transfer: bool = True
-                   ) -> tuple[dict, dict]:
+                   child_state: Mapping[str, torch.Tensor], *, kernel_transfer: bool = True,
+                   new_blocks: str = "copy") -> tuple[dict, dict]:
     """The child's state dict with the parent's weights transferred (see the module doc), and the stats.
 
     `child_state` is the child's freshly initialised state: it gives the shapes and the values of whatever
     is not transferred. Neither input is modified. SpecError if the specs are not EvoPoseSpecs or differ in
     num_joints / head; CheckpointError if a state does not fit its spec."""
+    if new_blocks not in NEW_BLOCKS:
+        raise SpecError(f"weight transfer: new_blocks = {new_blocks!r} is not allowed; choose one of {list(NEW_BLOCKS)}")
     _check_specs(parent_spec, child_spec)
     _check_state(parent_spec, parent_state, "parent")
     _check_state(child_spec, child_state, "child")
@@ -180,12 +193,15 @@ def transfer_state(parent_spec: EvoPoseSpec, parent_state: Mapping[str, torch.Te
                 stats["random"] += 1
                 continue
             value, kind = _fit(parent_state[src_key], init, kernel_transfer)
+            if from_last and new_blocks == "identity" and key.endswith((".project.bn.weight", ".project.bn.bias")):
+                value = torch.zeros_like(value)                  # the new block's branch starts at 0
             out[key] = value
             stats["from_last_block" if from_last and kind != "random" else kind] += 1
     return out, stats
 
 
-def transfer_weights(parent: nn.Module, child: nn.Module, *, kernel_transfer: bool = True) -> dict:
+def transfer_weights(parent: nn.Module, child: nn.Module, *, kernel_transfer: bool = True,
+                     new_blocks: str = "copy") -> dict:
     """Copy `parent`'s weights into `child` in place (both EvoPoseNet, matched via `.spec`); returns the
     stats {"copied", "partial", "from_last_block", "random"} (numbers of state-dict tensors)."""
     from posenas_core.models.evopose import EvoPoseNet
@@ -195,6 +211,6 @@ def transfer_weights(parent: nn.Module, child: nn.Module, *, kernel_transfer: bo
             raise SpecError(f"transfer_weights: the {what} must be an EvoPoseNet (build_evopose), "
                             f"got {type(net).__name__}")
     state, stats = transfer_state(parent.spec, parent.state_dict(), child.spec, child.state_dict(),
-                                  kernel_transfer=kernel_transfer)
+                                  kernel_transfer=kernel_transfer, new_blocks=new_blocks)
     child.load_state_dict(state)
     return stats

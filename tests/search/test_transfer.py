@@ -280,3 +280,31 @@ def test_bad_inputs_raise_clear_errors(parent):
     del state["final.bias"]
     with pytest.raises(CheckpointError, match="child state lacks 'final.bias'"):
         transfer_state(parent.spec, parent.state_dict(), parent.spec, state)
+
+
+def test_identity_new_blocks_preserve_the_parents_function(parent, x):
+    """blocks+1 with new_blocks='identity': copied from the module's last block, projection BN zeroed, so the
+    child computes exactly the parent's function in eval mode; with 'copy' it does not."""
+    g = _with(PARENT, 2, blocks=3)                              # module 3: 2 -> 3 blocks
+    with torch.no_grad():
+        yp = parent(x)
+    child = _net(g, seed=7)
+    init = _init_state(child)
+    stats = transfer_weights(parent, child, new_blocks="identity")
+    assert stats["from_last_block"] > 0
+    sd = child.state_dict()
+    assert torch.count_nonzero(sd["blocks.2.2.project.bn.weight"]) == 0
+    assert torch.count_nonzero(sd["blocks.2.2.project.bn.bias"]) == 0
+    assert torch.equal(sd["blocks.2.2.dw.conv.weight"], parent.state_dict()["blocks.2.1.dw.conv.weight"])
+    parent.eval(), child.eval()
+    with torch.no_grad():
+        assert torch.allclose(child(x), yp, atol=1e-6)
+        h = parent.blocks[1](parent.blocks[0](parent.stem(x)))         # the input of module 3 (same in both)
+        f_parent = parent.blocks[2](h)
+        assert torch.allclose(child.blocks[2](h), f_parent, atol=1e-5)
+        child.load_state_dict(init)
+        transfer_weights(parent, child, new_blocks="copy")         # negative control: the copied block acts
+        rel = float((child.blocks[2](h) - f_parent).norm() / f_parent.norm())
+        assert rel > 0.05, rel
+    with pytest.raises(SpecError, match=r"new_blocks = 'zero' is not allowed; choose one of \['copy', 'identity'\]"):
+        transfer_weights(parent, child, new_blocks="zero")
