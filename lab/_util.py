@@ -219,6 +219,48 @@ class Poller:
             self.thread.join(wait)
 
 
+class LiveMixin:
+    """Start / stop / refresh wiring of a widget that polls files: it has `live_button` (a ToggleButton
+    observed by `_on_live`), `_poller` (a Poller calling `_poll`), `errors` and `_source` (what the
+    errors say was being read)."""
+
+    live_button: W.ToggleButton
+    _poller: "Poller"
+    errors: ErrorArea
+    _source: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self._poller.running
+
+    def start(self) -> None:
+        """Start polling in a daemon thread (the 'live' button does the same)."""
+        if not self.live_button.value:
+            self.live_button.value = True  # -> _on_live
+        elif not self._poller.running:
+            self._poller.start()
+
+    def stop(self, wait: float | None = 5.0) -> None:
+        """Stop polling (the figure keeps its data; `refresh()` still works)."""
+        self._poller.stop(wait)
+        if self.live_button.value:
+            self.live_button.value = False
+
+    def _on_live(self, change) -> None:
+        if change["new"]:
+            self._poller.start()
+        else:
+            self._poller.stop(wait=None)
+
+    def refresh(self) -> None:
+        """Poll once, synchronously (errors go to the Output area)."""
+        with self.errors.catch(f"reading {self._source}"):
+            self._poll()
+
+    def _poll(self) -> None:  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+
 class DisplayMixin:
     """A bare widget object displays its `.widget` (the root ipywidgets container); the figures listed
     in `_fit_figures` (made by `fit_width`) are re-fitted to their container once the view is on the page."""

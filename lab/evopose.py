@@ -64,7 +64,7 @@ from posenas_core.runs.io import atomic_write_text
 from posenas_core.spaces.evopose import (FIXED_STRIDES, KERNELS, MAX_BLOCKS, MAX_CH8, EvoPoseSpec, compound_scaling,
                                          genotype_from_str, scaled_spec)
 
-from lab._util import BackgroundTask, DisplayMixin, ErrorArea, Poller, fit_width, sync_figure
+from lab._util import BackgroundTask, DisplayMixin, ErrorArea, LiveMixin, Poller, fit_width, sync_figure
 from lab.evo_figures import (X_AXES, Y_AXES, archive_frame, evolution_figure, front_figure, generations_frame,
                              network_diagram, network_frame, parents_table)
 from lab.training_monitor import JsonlTail, config_html
@@ -609,7 +609,7 @@ class _RunReader:
 # EvolutionMonitor
 
 
-class EvolutionMonitor(DisplayMixin):
+class EvolutionMonitor(LiveMixin, DisplayMixin):
     """Live fitness of an evolution run directory (see the module docstring).
 
     Attributes: `.widget`; `.figure` (go.FigureWidget with the 4 traces of
@@ -662,36 +662,11 @@ class EvolutionMonitor(DisplayMixin):
             self.config_box,
             self.errors.widget,
         ], layout=W.Layout(width="100%"))
+        self._source = str(self.run_dir)
         self._poller = Poller(self._poll, self.poll_seconds, self.errors, name=f"reading {self.run_dir}")
         self.refresh()
         if autostart:
             self.start()
-
-    @property
-    def running(self) -> bool:
-        return self._poller.running
-
-    def start(self) -> None:
-        if not self.live_button.value:
-            self.live_button.value = True
-        elif not self._poller.running:
-            self._poller.start()
-
-    def stop(self, wait: float | None = 5.0) -> None:
-        self._poller.stop(wait)
-        if self.live_button.value:
-            self.live_button.value = False
-
-    def _on_live(self, change) -> None:
-        if change["new"]:
-            self._poller.start()
-        else:
-            self._poller.stop(wait=None)
-
-    def refresh(self) -> None:
-        """Poll once, synchronously (errors go to the Output area)."""
-        with self.errors.catch(f"reading {self.run_dir}"):
-            self._poll()
 
     def _poll(self) -> None:
         with self._lock:

@@ -36,7 +36,7 @@ import plotly.graph_objects as go
 
 from posenas_core.errors import DataError
 
-from lab._util import DisplayMixin, ErrorArea, Poller, fit_width, sync_figure
+from lab._util import DisplayMixin, ErrorArea, LiveMixin, Poller, fit_width, sync_figure
 from lab.figures import metrics_frame, training_curves, val_ap
 
 __all__ = ["JsonlTail", "TrainingMonitor", "run_status", "config_html"]
@@ -178,7 +178,7 @@ def run_status(records: list[dict], config: dict | None, *, exists: bool = True,
     }
 
 
-class TrainingMonitor(DisplayMixin):
+class TrainingMonitor(LiveMixin, DisplayMixin):
     """Live curves of a run directory (see the module docstring).
 
     Layout (top to bottom, fits narrow output areas): title; progress + refresh + live; the status
@@ -235,6 +235,7 @@ class TrainingMonitor(DisplayMixin):
             self.config,
             self.errors.widget,
         ], layout=W.Layout(width="100%"))
+        self._source = str(self.metrics_path)
         self._poller = Poller(self._poll, self.poll_seconds, self.errors, name=f"reading {self.metrics_path}")
         self.refresh()
         if autostart:
@@ -243,34 +244,6 @@ class TrainingMonitor(DisplayMixin):
     @property
     def records(self) -> list[dict]:
         return self.tail.records
-
-    @property
-    def running(self) -> bool:
-        return self._poller.running
-
-    def start(self) -> None:
-        """Start polling in a daemon thread (the 'live' button does the same)."""
-        if not self.live_button.value:
-            self.live_button.value = True  # -> _on_live
-        elif not self._poller.running:
-            self._poller.start()
-
-    def stop(self, wait: float | None = 5.0) -> None:
-        """Stop polling (the figure keeps its data; `refresh()` still works)."""
-        self._poller.stop(wait)
-        if self.live_button.value:
-            self.live_button.value = False
-
-    def _on_live(self, change) -> None:
-        if change["new"]:
-            self._poller.start()
-        else:
-            self._poller.stop(wait=None)
-
-    def refresh(self) -> None:
-        """Poll once, synchronously (errors go to the Output area)."""
-        with self.errors.catch(f"reading {self.metrics_path}"):
-            self._poll()
 
     def _read_config(self) -> None:
         try:

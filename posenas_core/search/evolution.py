@@ -62,7 +62,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -759,7 +758,7 @@ def resume(run_dir, *, executor: str = "sequential", generations: int | None = N
 
 
 # ---------------------------------------------------------------------------------------------
-# command line: `posenas evolve run ...` / `posenas evolve resume RUN` (also `python -m posenas_core.search.evolution`)
+# command line: `posenas evolve run ...` / `posenas evolve resume RUN` (wired into posenas_core.cli)
 
 _CLI_FIELDS = {  # option -> (config field, type)
     "--data": ("data_dir", str), "--input": ("input_size", str), "--lam": ("lam", int), "--mu": ("mu", int),
@@ -826,21 +825,3 @@ def cmd_evolve(a: argparse.Namespace) -> dict:
     best = out["best"]
     return {"run_dir": out["run_dir"], "candidates": out["candidates"], "parents": out["parents"],
             "best": {k: best[k] for k in ("id", "genotype", "fitness", "val_loss", "params", "macs", "ap")}}
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m posenas_core.search.evolution")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_evolve_parser(sub)
-    a = p.parse_args(["evolve", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        result = cmd_evolve(a)
-    except PoseNASError as err:
-        print(f"evolve: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2, sort_keys=True, default=str))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

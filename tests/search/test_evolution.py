@@ -21,6 +21,7 @@ from posenas_core.errors import ConfigError, PoseNASError
 from posenas_core.models.registry import build_model
 from posenas_core.runs.io import read_jsonl
 from posenas_core.search import evolution as evo
+from posenas_core.cli import main as cli_main
 from posenas_core.search.evolution import (
     ARCHIVE_FIELDS,
     GENERATION_FIELDS,
@@ -284,7 +285,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_archive(reference, tmp_path)
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfg.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "posenas_core.search.evolution", "run", "--config", str(cfg_file),
+    proc = subprocess.Popen([sys.executable, "-m", "posenas_core.cli", "evolve", "run", "--config", str(cfg_file),
                              "--out", str(run), "--quiet"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -299,7 +300,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_archive(reference, tmp_path)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert len(read_jsonl(run / "archive.jsonl")) < 5
-    assert evo.main(["resume", str(run), "--quiet"]) == 0
+    assert cli_main(["evolve", "resume", str(run), "--quiet"]) == 0
     assert run_files(run) == run_files(run_ref)
 
 
@@ -317,7 +318,7 @@ def test_resumed_run_can_be_extended_but_not_changed(reference, tmp_path, capsys
     new = read_jsonl(run / "archive.jsonl")
     assert strip(new[:5]) == strip(rows) and [r["generation"] for r in new[5:]] == [3, 3]
     assert out["candidates"] == 7 and json.loads((run / "config.json").read_text())["generations"] == 3
-    assert evo.main(["resume", str(tmp_path / "nothing")]) == 2 and "no config.json" in capsys.readouterr().err
+    assert cli_main(["evolve", "resume", str(tmp_path / "nothing")]) == 2 and "no config.json" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------- executors
