@@ -53,6 +53,16 @@ def _epochs(text: str) -> int | str:
     return "auto" if text == "auto" else _pos_int(text)
 
 
+def _json_object(text: str) -> dict:
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({err.msg})") from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{\"field\": value, ...}}, got {text!r}")
+    return v
+
+
 def _pos_float(text: str) -> float:
     try:
         v = float(text)
@@ -98,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=_pos_float, default=None, help="time budget; stops cleanly after it")
     t.add_argument("--workers", type=_nonneg_int, default=0, help="DataLoader worker processes (default 0: on 2 cores a loader process steals a core from the train step)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
-    t.add_argument("--bf16", action="store_true")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX CPUs: ~1.5x faster training of dense convs)")
     t.add_argument("--channels-last", action="store_true")
+    t.add_argument("--aug", type=_json_object, default=None,
+                   help='augmentation fields as JSON, e.g. \'{"rotation_deg": 15, "rotation_prob": 0.5}\' (default AugConfig())')
     t.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
     t.add_argument("--quiet", action="store_true")
 
@@ -177,7 +189,7 @@ def _cmd_train(a) -> dict:
     return pipeline.train_on_dataset(
         data_dir=a.data, model=a.model, run_dir=a.out, input_hw=a.input, epochs=a.epochs,
         batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, num_workers=a.workers, seed=a.seed,
-        bf16=a.bf16, channels_last=a.channels_last, resume=not a.no_resume, progress=not a.quiet,
+        bf16=a.bf16, channels_last=a.channels_last, resume=not a.no_resume, progress=not a.quiet, aug=a.aug,
     )
 
 

@@ -79,9 +79,10 @@ def heatmap_sigma(input_hw, sigma: float | None = None, stride: int = 4) -> floa
 
 
 def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None, aug=None,
-                 stride: int = 4):
+                 stride: int = 4, cache_mb: int = 0):
     """A TopDownDataset over `person_set` with heatmaps at output `stride`; `aug` is an AugConfig or a dict of
-    its fields (default AugConfig())."""
+    its fields (default AugConfig()); `cache_mb` > 0 keeps up to that many MiB of decoded images in memory
+    (`CachedImageSource`: for training, which reads every image once per epoch)."""
     from posenas_core.data.codec import HeatmapCodec
     from posenas_core.data.dataset import TopDownDataset
     from posenas_core.data.transforms import AugConfig
@@ -94,7 +95,11 @@ def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: flo
         if unknown:
             raise ConfigError(f"aug: unknown field(s) {unknown}; allowed: {sorted(names)}")
         aug = AugConfig(**(aug or {}))
-    return TopDownDataset(person_set.records, person_set.image_source, input_size_hw=hw, codec=codec, train=train,
+    source = person_set.image_source
+    if cache_mb:
+        from posenas_core.data.types import CachedImageSource
+        source = CachedImageSource(source, int(cache_mb) << 20)
+    return TopDownDataset(person_set.records, source, input_size_hw=hw, codec=codec, train=train,
                           seed=seed, aug=aug)
 
 
@@ -118,10 +123,12 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     return out
 
 
-def measure_train_speed(spec, dataset, *, batch_size: int = 32, steps: int = 8, warmup: int = 2,
-                        channels_last: bool = True) -> float:
+def measure_train_speed(spec, dataset, *, batch_size: int = 32, steps: int = 16, warmup: int = 3,
+                        channels_last: bool = True, bf16: bool = False) -> float:
     """Training img/s of `spec` on `dataset` on this machine now: forward + masked MSE + backward + Adam,
-    with the real data path (items from `dataset`), `warmup` steps excluded."""
+    with the real data path (items from `dataset`, image caches warm), from the median of `steps` step
+    times (batch fetch included) after `warmup` steps: a hiccup of the shared second vCPU moves a mean
+    of a few steps by 30%, the median much less."""
     import torch
 
     from posenas_core.models.registry import build_model
@@ -134,18 +141,22 @@ def measure_train_speed(spec, dataset, *, batch_size: int = 32, steps: int = 8, 
     if len(dataset) == 0:
         raise ConfigError("measure_train_speed: the dataset is empty")
     idx = [i % len(dataset) for i in range((steps + warmup) * batch_size)]  # a small dataset is cycled
+    for i in sorted(set(idx)):  # steady state: the file system's and the dataset's image caches warm
+        dataset.image_source.load(dataset.records[i].file_name)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
-    t0, seen = None, 0
-    for i, b in enumerate(loader):
-        if i == warmup:
-            t0 = time.perf_counter()
-        loss = heatmap_mse(model(b["image"].contiguous(memory_format=fmt)), b["target"], b["target_weight"])
+    times, t_prev = [], time.perf_counter()
+    for b in loader:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            pred = model(b["image"].contiguous(memory_format=fmt))
+        loss = heatmap_mse(pred, b["target"], b["target_weight"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i >= warmup:
-            seen += b["image"].shape[0]
-    return seen / (time.perf_counter() - t0)
+        now = time.perf_counter()
+        times.append((b["image"].shape[0], now - t_prev))
+        t_prev = now
+    timed = sorted(n / dt for n, dt in times[warmup:]) or sorted(n / dt for n, dt in times)
+    return float(np.median(timed))
 
 
 def epochs_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reserve: float = 0.1) -> int:
@@ -154,15 +165,32 @@ def epochs_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reser
     return max(1, int((1.0 - reserve) * minutes * 60.0 * img_per_s // max(n_samples, 1)))
 
 
+def schedule_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reserve: float = 0.1) -> tuple[int, int]:
+    """(epochs, samples per epoch) that fill `minutes` at `img_per_s` less `reserve` of it, so that the cosine
+    schedule ends inside the budget without leaving most of an epoch's worth of it unused: the budget's
+    samples B give ceil(B / n) epochs over the first floor(B / epochs) samples (all n when B is a multiple of n).
+    `epochs_for_budget` instead rounds the epochs down over all samples, which can leave up to half the budget idle."""
+    budget = max(1, int((1.0 - reserve) * minutes * 60.0 * img_per_s))
+    n = max(int(n_samples), 1)
+    epochs = max(1, -(-budget // n))
+    return epochs, max(1, min(n, budget // epochs))
+
+
 def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int | str = 10, batch_size: int = 32,
                      base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 0,
                      seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
                      progress: bool = True, val_every: int = 1, validate: bool = True,
-                     sigma: float | None = None, aug: dict | None = None) -> dict:
+                     sigma: float | None = None, aug: dict | None = None, cache_mb: int = 3072,
+                     reserve: float | None = None) -> dict:
     """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split.
 
-    epochs="auto" picks the number of epochs that fits `max_minutes` (see `epochs_for_budget`);
-    validate=False skips the per-epoch validation (when the caller evaluates afterwards anyway)."""
+    epochs="auto" fills `max_minutes` (measured speed, `schedule_for_budget`): as many epochs as needed to
+    use the budget, over the first persons of the train split when all of them would not fit in a whole
+    number of epochs. `reserve` of the budget (default 0.2) is kept for what the short calibration does
+    not see: validation, checkpoints, the first epoch's image decoding, and the sustained rate of a long
+    run, which was 15-20% below the calibrated one in every measured run (fp32 and bf16, 2 cores). validate=False skips the per-epoch
+    validation (when the caller evaluates afterwards anyway). `cache_mb` MiB of decoded training images
+    are kept in memory (0: off)."""
     from posenas_core.models.registry import load_spec
     from posenas_core.train.predict import make_val_fn
     from posenas_core.train.trainer import TrainConfig, train
@@ -174,19 +202,25 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     val_set = load_split(data_dir, "val", train=False) if validate else None
     stride = output_stride_of(spec)
     sigma = heatmap_sigma(input_hw, sigma, stride)
-    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma, aug=aug, stride=stride)
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma, aug=aug, stride=stride,
+                      cache_mb=cache_mb)
+    n_used, ips = len(ds), None
     if epochs == "auto":
         # Fit the schedule to the time budget (measured now), unless resuming a run that already chose.
-        previous = run_dir / "config.json"
-        if resume and previous.is_file():
-            epochs = int(json.loads(previous.read_text())["train"]["epochs"])
+        previous = run_dir / RUN_INFO
+        if resume and previous.is_file() and (run_dir / "config.json").is_file():
+            prev = json.loads(previous.read_text())
+            epochs, n_used = int(prev["epochs"]), int(prev.get("train_persons", len(ds)))
         elif max_minutes is None:
             raise ConfigError("epochs='auto' needs a time budget (max_minutes)")
         else:
-            ips = measure_train_speed(load_spec(model), ds, batch_size=batch_size, channels_last=channels_last)
-            epochs = epochs_for_budget(len(ds), max_minutes, ips)
+            ips = measure_train_speed(spec, ds, batch_size=batch_size, channels_last=channels_last, bf16=bf16)
+            epochs, n_used = schedule_for_budget(len(ds), max_minutes, ips,
+                                                 reserve=0.2 if reserve is None else reserve)
+        if n_used < len(ds):
+            ds.records = ds.records[:n_used]
     info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs, "sigma": sigma,
-            "output_stride": stride,
+            "output_stride": stride, "train_persons": n_used, "calibrated_img_per_s": ips,
             "aug": dataclasses.asdict(ds.aug)}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)

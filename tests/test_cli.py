@@ -28,6 +28,19 @@ def test_bad_values_name_the_option(capsys):
         main(["profile", "baseline-resnet", "--input", "256by192"])
     err = capsys.readouterr().err
     assert "--input" in err and "HxW" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "d", "--out", "o", "--aug", "rotation_deg=15"])
+    err = capsys.readouterr().err
+    assert "--aug" in err and "expected a JSON object" in err
+
+
+def test_train_aug_field_names_are_checked(capsys, tmp_path):
+    from posenas_core.data.synthpose import write_synthpose
+
+    write_synthpose(tmp_path / "d", 2, 1, progress=False)
+    code, out, err = run(capsys, "train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"),
+                         "--epochs", "1", "--aug", '{"rotation": 15}', "--quiet")
+    assert code != 0 and "aug: unknown field(s) ['rotation']" in err and "rotation_deg" in err
 
 
 @pytest.mark.parametrize("text, hw", [("256x192", (256, 192)), ("128X96", (128, 96))])

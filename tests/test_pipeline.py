@@ -54,6 +54,10 @@ def test_auto_epochs_fit_the_budget(demo, tmp_path):
     out, _ = demo
     assert pipeline.epochs_for_budget(1000, minutes=1.0, img_per_s=100.0) == 5  # 0.9 * 6000 / 1000
     assert pipeline.epochs_for_budget(10**6, minutes=1.0, img_per_s=1.0) == 1
+    # the budget's 5400 samples: 6 epochs over the first 900 persons, not 5 over 1000 (which idles 7%)
+    assert pipeline.schedule_for_budget(1000, minutes=1.0, img_per_s=100.0) == (6, 900)
+    assert pipeline.schedule_for_budget(1000, minutes=1.0, img_per_s=100.0, reserve=1 / 6) == (5, 1000)
+    assert pipeline.schedule_for_budget(10**6, minutes=1.0, img_per_s=1.0) == (1, 54)
     ds = pipeline.make_dataset(pipeline.load_split(out / "synthpose", "train", train=True), (64, 64), train=True)
     from posenas_core.models.registry import load_spec
 
@@ -61,6 +65,23 @@ def test_auto_epochs_fit_the_budget(demo, tmp_path):
     with pytest.raises(ConfigError, match="needs a time budget"):
         pipeline.train_on_dataset(data_dir=out / "synthpose", model="baseline-resnet", run_dir=tmp_path / "r",
                                   epochs="auto", max_minutes=None, validate=False)
+
+
+def test_auto_schedule_uses_a_subset_to_fill_the_budget_and_resume_keeps_it(demo, tmp_path, monkeypatch):
+    out, _ = demo
+    n = len(pipeline.load_split(out / "synthpose", "train", train=True).records)
+    monkeypatch.setattr(pipeline, "measure_train_speed", lambda *a, **k: 10.0)
+    # budget: 0.8 * 0.1 min * 60 s * 10 img/s = 48 persons -> 1 epoch over the first 48 (of n > 48)
+    assert n > 48
+    kw = dict(data_dir=out / "synthpose", model="baseline-resnet", run_dir=tmp_path / "r", input_hw=(64, 64),
+              epochs="auto", max_minutes=0.1, validate=False, progress=False, batch_size=16)
+    pipeline.train_on_dataset(**kw)
+    info = json.loads((tmp_path / "r" / "pipeline.json").read_text())
+    assert (info["epochs"], info["train_persons"], info["calibrated_img_per_s"]) == (1, 48, 10.0)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["epochs"] == 1
+    monkeypatch.setattr(pipeline, "measure_train_speed", lambda *a, **k: 1000.0)
+    s = pipeline.train_on_dataset(**kw)  # resuming: the schedule chosen first stands
+    assert (s["epochs"], s["train_persons"]) == (1, 48)
 
 
 def test_missing_split_names_the_file(tmp_path):

@@ -86,3 +86,38 @@ class MemoryImageSource:
             return self.images[file_name]
         except KeyError:
             raise DataError(f"image {file_name!r} is not in this in-memory dataset") from None
+
+
+class CachedImageSource:
+    """Decoded images of another source kept in memory, up to `max_bytes` (then read through uncached).
+
+    Training visits every image once per epoch; decoding a 320x256 JPEG costs about as much as the
+    crop, the heatmaps and the normalisation together, so from the second epoch on a cache removes
+    most of the data path's cost. Images are cached in the order they are first asked for; once the
+    budget is spent, later images are decoded on every call. Arrays are returned read-only (a shared
+    cached array must not be modified by a transform)."""
+
+    def __init__(self, source: ImageSource, max_bytes: int = 3 << 30):
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            raise ValueError(f"CachedImageSource: max_bytes must be an integer >= 0, got {max_bytes!r}")
+        self.source = source
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._cache: dict[str, np.ndarray] = {}
+
+    def load(self, file_name: str) -> np.ndarray:
+        img = self._cache.get(file_name)
+        if img is None:
+            img = self.source.load(file_name)
+            if self.nbytes + img.nbytes <= self.max_bytes:
+                img = np.ascontiguousarray(img)
+                img.flags.writeable = False
+                self._cache[file_name] = img
+                self.nbytes += img.nbytes
+        return img
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __repr__(self):
+        return f"CachedImageSource({self.source!r}, {len(self)} images, {self.nbytes / 2**20:.0f} MiB)"

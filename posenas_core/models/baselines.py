@@ -1,7 +1,8 @@
 """SimpleBaseline-style pose networks: a ResNet (BasicBlock) or MobileNetV3 backbone + deconv head.
 
 A `BaselineSpec` is the whole architecture as data; `build_baseline(spec)` turns it into a static
-`nn.Module` mapping images (B, 3, H, W) to heatmaps (B, num_joints, H/4, W/4).
+`nn.Module` mapping images (B, 3, H, W) to heatmaps (B, num_joints, H/s, W/s) at output stride s = 4
+(SimpleBaseline) or 2 (one more deconv, as EvoPose2D's stride-2 heatmaps).
 
 Stage-table grammar (`BaselineSpec.stages`, one row per stage / block group):
 
@@ -18,8 +19,9 @@ Stage-table grammar (`BaselineSpec.stages`, one row per stage / block group):
 * `final_channels` > 0 adds a 1x1 conv -> BN -> act (ReLU / h-swish) after the stages (MobileNetV3's 960).
 
 `width_mult` scales the stem, stage and final widths (rounded to multiples of 8); the head width
-(`head_channels`) is not scaled. The backbone stride (stem x stage strides) must be 4 * 2**head_layers,
-so the heatmaps are at output stride 4; input sides must be multiples of the backbone stride.
+(`head_channels`: one width for every deconv, or one per deconv) is not scaled. The backbone stride
+(stem x stage strides) must be 4 * 2**head_layers (heatmaps at output stride 4) or 2 * 2**head_layers
+(stride 2); input sides must be multiples of the backbone stride.
 
 Init: Kaiming-normal (fan_out, ReLU gain) for backbone convs, BN weight 1 / bias 0, the head as in
 `heads.DeconvHead` (N(0, 0.001)).
@@ -51,6 +53,7 @@ __all__ = [
 
 BACKBONES = ("resnet", "mobilenetv3")
 STEM_STRIDE = {"resnet": 4, "mobilenetv3": 2}
+OUTPUT_STRIDES = (4, 2)   # heatmap strides a baseline may have
 MBV3_ACTIVATIONS = ("relu", "hswish")
 
 # ResNet-18 layout. Rows: (depth, width, stride); resolutions for a 256x192 input.
@@ -110,7 +113,7 @@ class BaselineSpec(Spec):
     stages: tuple = RESNET18_STAGES            # stage table; row grammar depends on `backbone` (module doc)
     final_channels: int = 0                    # 1x1 conv after the stages (0 = none; MobileNetV3: 960)
     width_mult: float = 1.0                    # multiplies stem / stage / final widths (rounded to 8)
-    head_channels: int = 256                   # deconv width
+    head_channels: int | tuple = 256           # deconv width, or one width per deconv (head_layers entries)
     head_layers: int = 3                       # number of x2 deconvs
     head_kernel: int = 4                       # deconv kernel: 4, 3 or 2
     num_joints: int = 17                       # K heatmaps
@@ -121,6 +124,8 @@ class BaselineSpec(Spec):
             object.__setattr__(self, "width_mult", float(self.width_mult))
         if isinstance(self.stages, list):
             object.__setattr__(self, "stages", _to_tuple(self.stages))
+        if isinstance(self.head_channels, list):
+            object.__setattr__(self, "head_channels", _to_tuple(self.head_channels))
         if self.backbone == "mobilenetv3" and isinstance(self.stages, tuple):
             rows = []
             for r in self.stages:
@@ -137,7 +142,14 @@ class BaselineSpec(Spec):
         check_int(o, "stem_channels", self.stem_channels, 8, 256)
         check_int(o, "final_channels", self.final_channels, 0, 4096)
         _check_float(o, "width_mult", self.width_mult, 0.25, 4.0)
-        check_int(o, "head_channels", self.head_channels, 8, 1024)
+        if isinstance(self.head_channels, tuple):
+            if len(self.head_channels) != self.head_layers:
+                raise SpecError(f"{o}.head_channels lists {len(self.head_channels)} widths, but head_layers="
+                                f"{self.head_layers}: give one width per deconv, or a single integer")
+            for i, w in enumerate(self.head_channels):
+                check_int(o, f"head_channels[{i}]", w, 8, 1024)
+        else:
+            check_int(o, "head_channels", self.head_channels, 8, 1024)
         check_int(o, "head_layers", self.head_layers, 1, 5)
         check_choice(o, "head_kernel", self.head_kernel, sorted(DECONV_PADDING))
         check_int(o, "num_joints", self.num_joints, 1, 256)
@@ -146,12 +158,13 @@ class BaselineSpec(Spec):
         for i, row in enumerate(self.stages):
             self._validate_row(i, row)
         stride = self.backbone_stride
-        want = 4 * 2 ** self.head_layers
-        if stride != want:
+        want = [s * 2 ** self.head_layers for s in OUTPUT_STRIDES]
+        if stride not in want:
             raise SpecError(
                 f"{o}.stages: the backbone stride is {stride} (stem {STEM_STRIDE[self.backbone]} x stage strides "
                 f"{[self._row_stride(r) for r in self.stages]}), but head_layers={self.head_layers} upsamples "
-                f"x{2 ** self.head_layers}; the output stride must be 4, so the backbone stride must be {want}")
+                f"x{2 ** self.head_layers}; the output stride must be one of {list(OUTPUT_STRIDES)}, so the "
+                f"backbone stride must be one of {want}")
 
     def _validate_row(self, i: int, row) -> None:
         o = f"{type(self).__name__}.stages[{i}]"
@@ -190,7 +203,7 @@ class BaselineSpec(Spec):
 
     @property
     def output_stride(self) -> int:
-        """Input pixels per heatmap pixel (always 4: validate() ties the backbone stride to the head)."""
+        """Input pixels per heatmap pixel: 4 or 2 (validate() ties the backbone stride to the head)."""
         return self.backbone_stride // 2 ** self.head_layers
 
     def scaled(self, channels: int) -> int:
@@ -307,7 +320,7 @@ def _mbv3_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
 
 
 class BaselineNet(nn.Module):
-    """backbone (B, 3, H, W) -> (B, C, H/S, W/S) -> DeconvHead -> heatmaps (B, K, H/4, W/4)."""
+    """backbone (B, 3, H, W) -> (B, C, H/S, W/S) -> DeconvHead -> heatmaps (B, K, H/s, W/s), s = output stride."""
 
     def __init__(self, spec: BaselineSpec):
         super().__init__()
@@ -334,7 +347,7 @@ class BaselineNet(nn.Module):
         if h % self.stride or w % self.stride:
             raise ValueError(f"input size {h}x{w} must be a multiple of the backbone stride {self.stride}")
         feats = self.backbone(x)            # (B, C, H/S, W/S), S = backbone stride (32)
-        return self.head(feats)             # (B, K, H/4, W/4)
+        return self.head(feats)             # (B, K, H/s, W/s)
 
 
 def build_baseline(spec: BaselineSpec) -> BaselineNet:

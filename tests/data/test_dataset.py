@@ -11,7 +11,7 @@ from posenas_core.data.dataset import IMAGENET_MEAN, IMAGENET_STD, ClipDataset, 
 from posenas_core.data.geometry import apply_affine, box_to_center_size, crop_affine
 from posenas_core.data.keypoints import FLIP_INDEX
 from posenas_core.data.transforms import AugConfig, apply_transform, sample_params
-from posenas_core.data.types import MemoryImageSource, PersonRecord
+from posenas_core.data.types import CachedImageSource, MemoryImageSource, PersonRecord
 from posenas_core.errors import ConfigError, DataError
 
 INPUT = (64, 48)
@@ -233,3 +233,33 @@ def test_clip_dataset_errors():
         ClipDataset([recs[:2], recs], src, INPUT)
     with pytest.raises(DataError, match=r"v/0\.png"):
         ClipDataset([recs], src, INPUT)[0]
+
+
+class _CountingSource:
+    def __init__(self, images):
+        self.images, self.calls = images, []
+
+    def load(self, file_name):
+        self.calls.append(file_name)
+        return self.images[file_name].copy()
+
+
+def test_cached_image_source_decodes_once_within_its_budget(data):
+    recs, src = data
+    img = src.load("a.png")
+    inner = _CountingSource({"a.png": img, "b.png": img + 1, "c.png": img + 2})
+    cached = CachedImageSource(inner, max_bytes=2 * img.nbytes)
+    for name in ("a.png", "b.png", "c.png", "a.png", "b.png", "c.png"):
+        np.testing.assert_array_equal(cached.load(name), inner.images[name])
+    assert inner.calls == ["a.png", "b.png", "c.png", "c.png"]  # c is over the budget: read through
+    assert len(cached) == 2 and cached.nbytes == 2 * img.nbytes
+    with pytest.raises(ValueError, match="read-only"):
+        cached.load("a.png")[0, 0, 0] = 1
+    # a dataset over the cache gives the same items as over the source
+    a = TopDownDataset(recs, src, input_size_hw=INPUT, codec=HeatmapCodec(INPUT, 4), train=True, seed=3)
+    b = TopDownDataset(recs, CachedImageSource(src), input_size_hw=INPUT, codec=HeatmapCodec(INPUT, 4), train=True,
+                       seed=3)
+    for i in range(len(recs)):
+        torch.testing.assert_close(a[i]["image"], b[i]["image"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="max_bytes must be an integer >= 0"):
+        CachedImageSource(src, max_bytes=-1)

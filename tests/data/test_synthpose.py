@@ -253,6 +253,8 @@ def test_config_validation_presets_and_json_round_trip():
         SynthConfig.from_dict({"colour": 1})
     with pytest.raises(ConfigError, match="noise_max"):
         SynthConfig.hard(noise_max=-1.0)
+    with pytest.raises(ConfigError, match=r"yaw_max = 200.0 is invalid: expected a number in \[0\.0, 180\.0\]"):
+        SynthConfig(yaw_max=200.0)
 
 
 def test_bad_arguments_raise_before_anything_is_written(tmp_path):
@@ -282,3 +284,20 @@ def test_config_knobs_change_the_data():
     assert len(coco["annotations"]) == 4 and imgs["train/000000000001.jpg"].shape == (160, 200, 3)
     assert all(60 < a["bbox"][3] < 135 for a in coco["annotations"])
     assert (kp[..., 2] == 2).mean() > 0.5
+
+
+def test_yaw_max_bounds_the_facing():
+    """yaw_max=0: everyone faces the camera (their left shoulder and hip on the image's right), nose and
+    both eyes labelled; the full range (180) also shows people from behind (left on the image's left)."""
+    def left_on_right(cfg, n=12):
+        coco, _ = generate_images(n, 3, config=cfg)
+        kp = np.array([a["keypoints"] for a in coco["annotations"]]).reshape(-1, 17, 3)
+        ok = (kp[:, [5, 6, 11, 12], 2] > 0).all(1)
+        side = (kp[ok, 5, 0] > kp[ok, 6, 0]) & (kp[ok, 11, 0] > kp[ok, 12, 0])
+        return side.mean(), (kp[ok][:, :3, 2] > 0).all(1).mean()
+
+    one = dict(people_min=1, people_max=1, unusual_pose_prob=0.0, random_pose_prob=0.0, roll_max=0.0)
+    front, face = left_on_right(SynthConfig(yaw_max=0.0, **one))
+    assert front == 1.0 and face == 1.0
+    anywhere, _ = left_on_right(SynthConfig(yaw_max=180.0, **one), n=40)
+    assert 0.2 < anywhere < 0.8

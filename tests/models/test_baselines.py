@@ -55,12 +55,27 @@ def test_preset_builds_and_outputs_heatmaps_at_its_output_stride(name):
     x = torch.randn(2, 3, 128, 96)
     y = model(x)
     s = spec.output_stride
-    assert s == (4 if spec.KIND == "baseline" else (2 if spec.network_stride == 16 else 4))
+    assert s == (spec.backbone_stride // 2 ** spec.head_layers if spec.KIND == "baseline"
+                 else (2 if spec.network_stride == 16 else 4))
     assert y.shape == (2, 17, 128 // s, 96 // s)
     assert torch.isfinite(y).all()
     model.eval()
     with torch.no_grad():
         assert torch.isfinite(model(x)).all()
+
+
+def test_stride2_head_with_per_layer_widths():
+    """One more deconv gives heatmaps at 1/2 of the input; per-layer widths round-trip through JSON."""
+    spec = PRESETS["baseline-resnet"].spec.replace(head_layers=4, head_channels=[128, 128, 64, 32])
+    assert spec.head_channels == (128, 128, 64, 32) and spec.output_stride == 2
+    assert spec_from_json(spec.to_json()) == spec
+    model = build_model(spec)
+    assert [m.out_channels for m in model.head.deconv_layers if isinstance(m, torch.nn.ConvTranspose2d)] == \
+        [128, 128, 64, 32]
+    assert model(torch.zeros(1, 3, 128, 96)).shape == (1, 17, 64, 48)
+    # a stride-16 backbone with 3 deconvs is stride 2 as well
+    s16 = BaselineSpec(stem_channels=16, stages=((1, 16, 1), (1, 32, 2), (1, 64, 2)), head_channels=32)
+    assert s16.output_stride == 2 and build_model(s16)(torch.zeros(1, 3, 64, 48)).shape == (1, 17, 32, 24)
 
 
 def test_baseline_resnet_preset_cost():
@@ -133,9 +148,11 @@ def test_input_not_multiple_of_stride_is_rejected():
     ({"stages": ((2, 64, 1), (2, 128, 3), (2, 256, 2), (2, 512, 2))}, "stages[1].stride"),
     ({"stages": ((2, 64, 1), (0, 128, 2), (2, 256, 2), (2, 512, 2))}, "stages[1].depth"),
     ({"stages": ((2, 64, 1), (2, 128))}, "stages[1]"),
-    ({"stages": ((2, 64, 1), (2, 128, 2), (2, 256, 2))}, "backbone stride is 16"),
+    ({"stages": ((2, 64, 1), (2, 128, 2))}, "backbone stride is 8"),
+    ({"head_layers": 4, "head_channels": (64, 64)}, "head_channels lists 2 widths, but head_layers=4"),
+    ({"head_layers": 4, "head_channels": (64, 64, 64, 4)}, "head_channels[3]"),
     ({"stages": ()}, "stages"),
-    ({"head_layers": 2}, "backbone stride must be 16"),
+    ({"head_layers": 2}, "backbone stride must be one of [16, 8]"),
 ])
 def test_spec_validation_names_the_field(changes, field):
     with pytest.raises(SpecError, match=field.replace("[", r"\[").replace("]", r"\]")):

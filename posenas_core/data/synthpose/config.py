@@ -35,6 +35,8 @@ class SynthConfig:
     unusual_pose_prob: float = 0.05   # lying, upside-down (handstand), sitting, kneeling, crawling, cartwheel
     random_pose_prob: float = 0.1     # joint angles drawn uniformly within joint limits instead of a motion cycle
     pose_noise_deg: float = 8.0       # std of Gaussian noise added to every joint angle of a motion-cycle pose
+    yaw_max: float = 180.0            # facing, degrees from "towards the camera", uniform in [-yaw_max, yaw_max];
+                                      #   180 = any direction (back views, where left/right is hardest)
     pitch_min: float = -10.0          # camera elevation in degrees (+ = above the person looking down)
     pitch_max: float = 35.0           #   wide enough for foreshortening, never fully top-down
     roll_max: float = 8.0             # camera roll (image-plane rotation) in degrees, uniform in [-roll_max, roll_max]
@@ -65,6 +67,7 @@ class SynthConfig:
                      "texture_prob", "lr_cue_prob"):
             _check_num(self, name, 0.0, 1.0)
         _check_num(self, "pose_noise_deg", 0.0, 45.0)
+        _check_num(self, "yaw_max", 0.0, 180.0)
         _check_num(self, "pitch_min", -60.0, 80.0)
         _check_num(self, "pitch_max", self.pitch_min, 80.0, lo_name="pitch_min")
         _check_num(self, "roll_max", 0.0, 45.0)

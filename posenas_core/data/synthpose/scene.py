@@ -284,6 +284,11 @@ def _projected_box(sk, view: View) -> tuple[float, float, float, float]:
 
 
 # ------------------------------------------------------------------------------------------- images
+def _facing(rng: np.random.Generator, cfg: SynthConfig) -> float:
+    """A person's facing (view yaw) in [0, 360): uniform within `cfg.yaw_max` degrees of facing the camera."""
+    return float(rng.uniform(-cfg.yaw_max, cfg.yaw_max)) % 360.0
+
+
 def _clamp_inside(c: float, lo: float, hi: float, size: int, frac: float) -> float:
     """Anchor c such that at most `frac` of the extent [c + lo, c + hi] lies outside [0, size]."""
     ext = hi - lo
@@ -311,7 +316,7 @@ def render_image(cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray
         allp = sk.all_points()
         look_at = 0.5 * (allp.min(0) + allp.max(0))
         pitch = float(np.clip(base_pitch + rng.normal(0, 6), cfg.pitch_min, cfg.pitch_max))
-        view = View(yaw=float(rng.uniform(0, 360)), pitch=pitch, roll=float(rng.uniform(-cfg.roll_max, cfg.roll_max)),
+        view = View(yaw=_facing(rng, cfg), pitch=pitch, roll=float(rng.uniform(-cfg.roll_max, cfg.roll_max)),
                     dist=dist, focal=h_px * dist / shape.height, cx=0.0, cy=0.0, look_at=look_at, aspect=aspect)
         bx0, by0, bx1, by1 = _projected_box(sk, view)             # relative to the anchor
         bw, bh = bx1 - bx0, by1 - by0
@@ -396,7 +401,7 @@ def render_video(cfg: SynthConfig, rng: np.random.Generator, frames: int,
         u = c0[0] + rng.uniform(-0.35, 0.35) * W
         v = c0[1] + rng.uniform(-0.5, 0.5) * max(0.0, H - 0.9 * h_px)
         tracks.append(_Track(
-            shape=shape, app=app, motion=motion, yaw=float(rng.uniform(0, 360)), turn=float(rng.normal(0, 1.5)),
+            shape=shape, app=app, motion=motion, yaw=_facing(rng, cfg), turn=float(rng.normal(0, 1.5)),
             pitch=pitch, roll=float(rng.uniform(-cfg.roll_max, cfg.roll_max)) * 0.5, dist=dist,
             dist_range=(dist * 0.8, dist * 1.25), focal=h_px * dist / shape.height, u=u, v=v,
             elev=dist * math.sin(math.radians(pitch)), look_at=np.array([0.0, 0.52 * shape.height, 0.0])))
