@@ -4,8 +4,11 @@ The trainer reads JPEGs from a SynthPose directory, augments, encodes heatmaps a
 loop trains the same architecture on pre-made tensors already in memory (forward + masked MSE +
 backward + Adam step, nothing else). The ratio says whether the data path is a bottleneck
 (target >= 0.85). The two are interleaved bare / trainer / bare to see contention on the 2nd vCPU.
+By default the trainer's images come from a warm decoded-image cache, as from the second epoch of
+`posenas train` on (`--no-cache`: every image decoded from its JPEG, as in the first epoch); `--bf16`
+runs both loops under bfloat16 autocast.
 
-    .venv/bin/python benchmarks/train_throughput.py [--model baseline-resnet] [--steps 60] [--workers 0]
+    .venv/bin/python benchmarks/train_throughput.py [--model baseline-resnet] [--steps 60] [--workers 0] [--bf16]
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 from _common import emit
 
 
-def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool) -> float:
+def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool, bf16: bool = False) -> float:
     """img/s of forward + loss + backward + Adam over pre-made tensors (after `warmup` steps)."""
     from posenas_core.models.registry import build_model
     from posenas_core.train.trainer import heatmap_mse
@@ -37,7 +40,9 @@ def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool) -> fl
         if i == warmup:
             t0 = time.perf_counter()
         x, t, w = batches[i % len(batches)]
-        loss = heatmap_mse(model(x), t, w)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            pred = model(x)
+        loss = heatmap_mse(pred, t, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -46,7 +51,8 @@ def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool) -> fl
     return n / (time.perf_counter() - t0)
 
 
-def trainer_run(spec, ds, steps: int, warmup: int, workers: int, channels_last: bool, run_dir: Path) -> float:
+def trainer_run(spec, ds, steps: int, warmup: int, workers: int, channels_last: bool, run_dir: Path,
+                bf16: bool = False) -> float:
     """img/s of posenas_core's trainer from its metrics.jsonl, excluding the first `warmup` steps."""
     from posenas_core.runs.io import read_jsonl
     from posenas_core.train.trainer import TrainConfig, train
@@ -55,7 +61,7 @@ def trainer_run(spec, ds, steps: int, warmup: int, workers: int, channels_last: 
     n = (steps + warmup) * bs
     sub = torch.utils.data.Subset(ds, range(min(n, len(ds))))
     sub.set_epoch = ds.set_epoch  # the trainer seeds augmentation per epoch through the dataset
-    cfg = TrainConfig(epochs=1, batch_size=bs, num_workers=workers, channels_last=channels_last, log_every=1,
+    cfg = TrainConfig(epochs=1, batch_size=bs, num_workers=workers, channels_last=channels_last, bf16=bf16, log_every=1,
                       ckpt_every_steps=None, val_every=1, progress=False, warmup_epochs=0.0)
     train(spec, sub, run_dir, cfg, resume=False)
     logs = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
@@ -72,6 +78,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="trainer DataLoader workers")
     ap.add_argument("--input", default="128x96")
     ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast in both loops")
+    ap.add_argument("--no-cache", action="store_true", help="decode every image (no warm decoded-image cache)")
     ap.add_argument("--data", type=Path, help="an existing SynthPose dir (default: generate one in a temp dir)")
     a = ap.parse_args()
     from posenas_core import pipeline
@@ -88,7 +96,8 @@ def main() -> None:
             n_img = ((a.steps + a.warmup) * 32) // 2 + 50  # ~2+ persons per image
             write_synthpose(data, n_train=n_img, n_val=0, seed=0, progress=False)
         person_set = pipeline.load_split(data, "train", train=True)
-        ds = pipeline.make_dataset(person_set, hw, train=True, seed=0)
+        ds = pipeline.make_dataset(person_set, hw, train=True, seed=0, stride=spec.output_stride,
+                                   cache_mb=0 if a.no_cache else 3072)
         if len(ds) < (a.steps + a.warmup) * 32:
             raise SystemExit(f"dataset has {len(ds)} persons; need {(a.steps + a.warmup) * 32}")
         # The bare loop's tensors: 8 real batches made once, kept in memory.
@@ -98,13 +107,16 @@ def main() -> None:
             batches.append((b["image"], b["target"], b["target_weight"]))
             if len(batches) == 8:
                 break
-        bare1 = bare_loop(spec, batches, a.steps, a.warmup, cl)
-        ours = trainer_run(spec, ds, a.steps, a.warmup, a.workers, cl, Path(tmp) / "run")
-        bare2 = bare_loop(spec, batches, a.steps, a.warmup, cl)
+        if not a.no_cache:  # warm, as from the second epoch on
+            for r in ds.records[:(a.steps + a.warmup) * 32]:
+                ds.image_source.load(r.file_name)
+        bare1 = bare_loop(spec, batches, a.steps, a.warmup, cl, a.bf16)
+        ours = trainer_run(spec, ds, a.steps, a.warmup, a.workers, cl, Path(tmp) / "run", a.bf16)
+        bare2 = bare_loop(spec, batches, a.steps, a.warmup, cl, a.bf16)
     bare = statistics.mean([bare1, bare2])
-    emit("train_throughput", {
+    emit("train_throughput" + ("_bf16" if a.bf16 else "") + ("_nocache" if a.no_cache else ""), {
         "model": a.model, "input": a.input, "batch": 32, "steps": a.steps, "workers": a.workers,
-        "channels_last": cl, "torch_threads": torch.get_num_threads(),
+        "channels_last": cl, "bf16": a.bf16, "image_cache": not a.no_cache, "torch_threads": torch.get_num_threads(),
         "bare_img_per_s": [round(bare1, 1), round(bare2, 1)], "trainer_img_per_s": round(ours, 1),
         "ratio_vs_mean_bare": round(ours / bare, 3),
     })

@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # Tiny parameters per notebook: each must finish in well under a minute.
 TINY = {
     "00_quickstart.ipynb": {"n_train": 24, "n_val": 6, "minutes": 0.05, "epochs": 1},
-    "02_evopose2d.ipynb": {"n_train": 16, "n_val": 4, "input_size": "64x64", "lam": 2, "mu": 1, "generations": 1,
+    "02_evopose2d.ipynb": {"n_train": 24, "n_val": 4, "input_size": "64x64", "lam": 2, "mu": 1, "generations": 1,
                            "e0": 1, "e": 1, "threads": 1},
 }
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-TINY = {"n_train": 16, "n_val": 4, "difficulty": "default", "input_size": "64x64", "lam": 2, "mu": 1,
+TINY = {"n_train": 24, "n_val": 4, "difficulty": "default", "input_size": "64x64", "lam": 2, "mu": 1,
         "generations": 1, "e0": 1, "e": 1, "gamma": -0.07, "target_params": 5000000.0, "kernel_transfer": True,
         "executor": "sequential", "threads": 1, "seed": 0}
 RUN_TIMEOUT_S = 150

@@ -288,7 +288,7 @@ def test_config_knobs_change_the_data():
 
 def test_yaw_max_bounds_the_facing():
     """yaw_max=0: everyone faces the camera (their left shoulder and hip on the image's right), nose and
-    both eyes labelled; the full range (180) also shows people from behind (left on the image's left)."""
+    both eyes labelled unless a limb hides them; the full range (180) also shows people from behind."""
     def left_on_right(cfg, n=12):
         coco, _ = generate_images(n, 3, config=cfg)
         kp = np.array([a["keypoints"] for a in coco["annotations"]]).reshape(-1, 17, 3)
@@ -298,6 +298,6 @@ def test_yaw_max_bounds_the_facing():
 
     one = dict(people_min=1, people_max=1, unusual_pose_prob=0.0, random_pose_prob=0.0, roll_max=0.0)
     front, face = left_on_right(SynthConfig(yaw_max=0.0, **one))
-    assert front == 1.0 and face == 1.0
+    assert front == 1.0 and face > 0.8
     anywhere, _ = left_on_right(SynthConfig(yaw_max=180.0, **one), n=40)
     assert 0.2 < anywhere < 0.8
