@@ -93,7 +93,7 @@ def main() -> None:
         data = a.data
         if data is None:
             data = Path(tmp) / "synth"
-            n_img = ((a.steps + a.warmup) * 32) // 2 + 50  # ~2+ persons per image
+            n_img = int((a.steps + a.warmup) * 32 / 1.2) + 50  # ~1.5 persons per image at the default
             write_synthpose(data, n_train=n_img, n_val=0, seed=0, progress=False)
         person_set = pipeline.load_split(data, "train", train=True)
         ds = pipeline.make_dataset(person_set, hw, train=True, seed=0, stride=spec.output_stride,

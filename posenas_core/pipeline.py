@@ -334,14 +334,14 @@ def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float =
 class QuickstartConfig:
     """The quickstart notebook's parameters, validated (notebooks/00_quickstart.ipynb)."""
 
-    n_train: int = 400            # SynthPose training images (~2.5 persons each)
+    n_train: int = 400            # SynthPose training images (~1.5 persons each)
     n_val: int = 60               # validation images
     difficulty: str = "default"   # SynthConfig preset: easy | default | hard
     input_size: str = "128x96"    # network input HxW; 128x96 trains ~4x faster than 256x192 on a CPU
     model: str = "baseline-resnet-s2"  # preset name or a spec JSON string
     epochs: int = 0               # 0: as many as fit in `minutes` (see epochs_for_budget)
     minutes: float = 2.0          # training time budget
-    bf16: bool = True             # bfloat16 autocast (AMX CPUs: ~1.6x faster for the ResNet baselines)
+    bf16: bool = True             # bfloat16 autocast (AMX CPUs: ~1.7x faster for the ResNet baselines)
     seed: int = 0                 # data and training seed
     out_dir: str = "reports/quickstart"  # where the dataset, run and metrics.json go
 

@@ -71,7 +71,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.0              # cosine ends at min_lr_ratio * lr (EvoPose2D decays to 0)
     weight_decay: float = 0.0              # L2 on conv kernels only; SimpleBaseline uses none (EvoPose2D ~2e-5)
     grad_clip: float | None = None         # max grad norm; None = off (Adam with warm-up rarely needs it)
-    bf16: bool = False                     # CPU autocast: ~1.6x faster for dense convs (baseline-resnet*), slower for MBConv at 128x96
+    bf16: bool = False                     # CPU autocast: ~1.7x faster for dense convs (baseline-resnet*), slower for MBConv at 128x96
     channels_last: bool = True             # faster CPU convs (oneDNN), no effect on results beyond rounding
     num_workers: int = 0                   # 2 cores: a loader process would steal a core from the train step
     drop_last: bool = True                 # a tiny last batch gives noisy BatchNorm statistics
