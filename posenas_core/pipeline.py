@@ -155,21 +155,14 @@ def measure_train_speed(spec, dataset, *, batch_size: int = 32, steps: int = 16,
         now = time.perf_counter()
         times.append((b["image"].shape[0], now - t_prev))
         t_prev = now
-    timed = sorted(n / dt for n, dt in times[warmup:]) or sorted(n / dt for n, dt in times)
-    return float(np.median(timed))
-
-
-def epochs_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reserve: float = 0.1) -> int:
-    """Whole epochs that fit in `minutes` at `img_per_s`, keeping `reserve` of the budget for validation
-    and checkpoints, so that the cosine schedule ends inside the budget (at least 1)."""
-    return max(1, int((1.0 - reserve) * minutes * 60.0 * img_per_s // max(n_samples, 1)))
+    return float(np.median([n / dt for n, dt in times[warmup:] or times]))
 
 
 def schedule_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reserve: float = 0.1) -> tuple[int, int]:
     """(epochs, samples per epoch) that fill `minutes` at `img_per_s` less `reserve` of it, so that the cosine
     schedule ends inside the budget without leaving most of an epoch's worth of it unused: the budget's
     samples B give ceil(B / n) epochs over the first floor(B / epochs) samples (all n when B is a multiple of n).
-    `epochs_for_budget` instead rounds the epochs down over all samples, which can leave up to half the budget idle."""
+    Rounding the epochs down over all samples instead can leave up to half the budget idle."""
     budget = max(1, int((1.0 - reserve) * minutes * 60.0 * img_per_s))
     n = max(int(n_samples), 1)
     epochs = max(1, -(-budget // n))
@@ -190,9 +183,9 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     short calibration does not see: checkpoints, the first epoch's image decoding, validation, and a
     sustained rate that on these shared 2-core machines moved between 0.8x and 1.0x of the calibrated one.
     When the machine is slower than that, the time budget stops the run in the last, low-lr part of the
-    cosine schedule (stop_reason "time_budget"), which costs far less than an idle tenth of the budget. validate=False skips the per-epoch
-    validation (when the caller evaluates afterwards anyway). `cache_mb` MiB of decoded training images
-    are kept in memory (0: off)."""
+    cosine schedule (stop_reason "time_budget"), which costs far less than an idle tenth of the budget.
+    validate=False skips the per-epoch validation (when the caller evaluates afterwards anyway).
+    `cache_mb` MiB of decoded training images are kept in memory (0: off)."""
     from posenas_core.models.registry import load_spec
     from posenas_core.train.predict import make_val_fn
     from posenas_core.train.trainer import TrainConfig, train
@@ -339,7 +332,7 @@ class QuickstartConfig:
     difficulty: str = "default"   # SynthConfig preset: easy | default | hard
     input_size: str = "128x96"    # network input HxW; 128x96 trains ~4x faster than 256x192 on a CPU
     model: str = "baseline-resnet-s2"  # preset name or a spec JSON string
-    epochs: int = 0               # 0: as many as fit in `minutes` (see epochs_for_budget)
+    epochs: int = 0               # 0: as many as fit in `minutes` (see schedule_for_budget)
     minutes: float = 2.0          # training time budget
     bf16: bool = True             # bfloat16 autocast (AMX CPUs: ~1.7x faster for the ResNet baselines)
     seed: int = 0                 # data and training seed

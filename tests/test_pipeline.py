@@ -52,8 +52,6 @@ def test_evaluate_checkpoint_reads_input_size_from_run(demo):
 
 def test_auto_epochs_fit_the_budget(demo, tmp_path):
     out, _ = demo
-    assert pipeline.epochs_for_budget(1000, minutes=1.0, img_per_s=100.0) == 5  # 0.9 * 6000 / 1000
-    assert pipeline.epochs_for_budget(10**6, minutes=1.0, img_per_s=1.0) == 1
     # the budget's 5400 samples: 6 epochs over the first 900 persons, not 5 over 1000 (which idles 7%)
     assert pipeline.schedule_for_budget(1000, minutes=1.0, img_per_s=100.0) == (6, 900)
     assert pipeline.schedule_for_budget(1000, minutes=1.0, img_per_s=100.0, reserve=1 / 6) == (5, 1000)
