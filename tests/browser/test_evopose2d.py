@@ -100,7 +100,11 @@ def test_evopose2d_in_jupyterlab(lab_browser):
     monitor = page.locator(".jp-OutputArea-output:has(.posenas-status):has(.js-plotly-plot)").first
     assert "finished" in monitor.locator(".posenas-status").inner_text()
     assert "3 candidates" in monitor.locator(".posenas-status").inner_text()
-    assert monitor.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").count() == 3
+    points = monitor.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point")
+    deadline = time.time() + 20  # the last figure update can reach the browser after the status text
+    while points.count() != 3 and time.time() < deadline:
+        time.sleep(0.25)
+    assert points.count() == 3
     _fills(monitor, monitor.locator(".js-plotly-plot"))
     lab.shot("evopose2d_monitor.png", monitor)
 
