@@ -300,6 +300,23 @@ def sync_figure(live, fresh, layout_keys: Sequence[str] = ()) -> None:
     for key in layout_keys:
         part = fresh.layout[key]
         live.layout[key].update(part.to_plotly_json() if part is not None else {}, overwrite=True)
+    save_figure_state(live)
+
+
+def save_figure_state(live) -> None:
+    """Make the live `go.FigureWidget`'s synced ``_widget_data`` / ``_widget_layout`` match its figure.
+
+    plotly sets them only when the widget is created or displayed and sends later updates as transient
+    restyle/relayout messages, so the widget state that papermill (and JupyterLab's "save widget state")
+    keeps in an executed notebook would hold the figure as first shown (a monitor with no points). The
+    HTML export draws a static copy of each widget from that state
+    (`posenas_core.runs.static_widgets`). plotly's view ignores these traits after it is drawn (no
+    redraw); one message carries the whole figure."""
+    from copy import deepcopy
+
+    if hasattr(live, "_widget_data") and hasattr(live, "_layout_obj"):
+        live._widget_data = deepcopy(live._data)
+        live._widget_layout = deepcopy(live._layout_obj._props)
 
 
 REFIT_DELAYS_S = (0.5, 2.0, 5.0)

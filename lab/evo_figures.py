@@ -17,7 +17,8 @@ as the evolution writes it); validation loss too; AP is higher-is-better.
 - `parents_table(arch, gens)`        the current parents and the best candidate
 - `front_figure(df, x=, y=)`         loss / AP / fitness vs MACs / params per run, Pareto fronts
 - `network_frame(spec, input_hw)`    stem, modules 1-7, head of an EvoPoseSpec at an input size
-- `network_diagram(df)`              that table as a bar diagram (channels, resolution, genes)
+- `network_diagram(df, blocks=)`     that table as a bar diagram (channels, resolution, genes); with
+                                     `blocks` (`lab.evo_pictures.block_frame`) the MBConv blocks below it
 """
 
 from __future__ import annotations
@@ -350,15 +351,24 @@ def network_frame(spec: EvoPoseSpec, input_hw: Sequence[int]) -> pd.DataFrame:
 _STRIDE_COLORS = {2: "#9ecae1", 4: "#6baed6", 8: "#4292c6", 16: "#2171b5", 32: "#08519c", 64: "#08306b"}
 
 
-def network_diagram(df: pd.DataFrame, *, title: str = "") -> go.Figure:
+def network_diagram(df: pd.DataFrame, *, blocks: pd.DataFrame | None = None, title: str = "") -> go.Figure:
     """A `network_frame` as a diagram: one bar per stage (height = output channels, colour = input
     pixels per feature pixel), its genes and feature-map size written on it; the feature-map height
-    as a line on the right axis.
+    as a line on the right axis. With `blocks` (a `lab.evo_pictures.block_frame` of the same spec), a
+    second row below draws every MBConv block (`lab.evo_pictures.block_traces`: expansion, kernel, SE,
+    channels, stride, residual skip).
 
-    Always 2 traces: 0 "channels" (bars: x stage, y out_ch, text "<label><br>HxW"), 1 "resolution"
-    (x stage, y out_h, on the secondary y axis, log scale).
+    Traces: 0 "channels" (bars: x stage, y out_ch, text "<label><br>HxW"), 1 "resolution" (x stage,
+    y out_h, on the secondary y axis, log scale); with `blocks`, then the 8 traces of `block_traces`
+    (axes x2 / y3; no tick labels there, so the stage ticks stay the only x tick labels).
     """
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    two = blocks is not None
+    if two:
+        fig = make_subplots(rows=2, cols=1, specs=[[{"secondary_y": True}], [{}]], row_heights=[0.45, 0.55],
+                            vertical_spacing=0.13)
+    else:
+        fig = make_subplots(specs=[[{"secondary_y": True}]])
+    row = dict(row=1, col=1) if two else {}
     stages = df["stage"].tolist()
     text = [f"{r.out_ch} ch<br>{r.out_h}x{r.out_w}" for r in df.itertuples(index=False)]
     hover = [f"<b>{r.stage}</b><br>{r.label}<br>{r.in_ch} -> {r.out_ch} channels<br>output {r.out_h}x{r.out_w} "
@@ -366,21 +376,35 @@ def network_diagram(df: pd.DataFrame, *, title: str = "") -> go.Figure:
     colors = [_STRIDE_COLORS.get(int(c), "#999999") if r != "head" else "#fd8d3c"
               for c, r in zip(df["cum_stride"].tolist(), stages)]
     fig.add_trace(go.Bar(x=stages, y=df["out_ch"].tolist(), name="channels", text=text, textposition="outside",
-                         hovertext=hover, hoverinfo="text", marker=dict(color=colors), cliponaxis=False),
-                  secondary_y=False)
+                         hovertext=hover, hoverinfo="text", marker=dict(color=colors), cliponaxis=False,
+                         showlegend=False),
+                  secondary_y=False, **row)
     fig.add_trace(go.Scatter(x=stages, y=df["out_h"].tolist(), name="feature-map height", mode="lines+markers",
-                             line=dict(color="#e6550d", dash="dot"), hovertext=hover, hoverinfo="text"),
-                  secondary_y=True)
+                             line=dict(color="#e6550d", dash="dot"), hovertext=hover, hoverinfo="text",
+                             showlegend=False),
+                  secondary_y=True, **row)
     ticks = [f"{s}<br><span style='font-size:10px'>{lab}</span>" for s, lab in
              zip(stages, [f"k{r.kernel} b{r.blocks} {_stride_text(r.stride)}" for r in df.itertuples(index=False)])]
-    fig.update_xaxes(tickmode="array", tickvals=stages, ticktext=ticks)
+    fig.update_xaxes(tickmode="array", tickvals=stages, ticktext=ticks, **row)
     top = float(df["out_ch"].max()) if len(df) else 1.0
-    fig.update_yaxes(title_text="output channels", range=[0, top * 1.3], secondary_y=False)
+    fig.update_yaxes(title_text="output channels", range=[0, top * 1.3], secondary_y=False, **row)
     heights = sorted({int(v) for v in df["out_h"].tolist()})
     fig.update_yaxes(title_text="feature-map height", type="log", secondary_y=True, showgrid=False,
-                     tickmode="array", tickvals=heights, ticktext=[str(v) for v in heights])
-    fig.update_layout(height=340, margin=dict(l=55, r=55, t=50 if title else 25, b=60), title=title or None,
-                      template="plotly_white", showlegend=False, bargap=0.25)
+                     tickmode="array", tickvals=heights, ticktext=[str(v) for v in heights], **row)
+    if not two:
+        fig.update_layout(height=340, margin=dict(l=55, r=55, t=50 if title else 25, b=60), title=title or None,
+                          template="plotly_white", showlegend=False, bargap=0.25)
+        return fig
+    from lab.evo_pictures import BLOCK_LEGEND, block_axes, block_traces
+
+    for tr in block_traces(blocks):
+        fig.add_trace(tr, row=2, col=1)
+    ax = block_axes(blocks)
+    fig.update_xaxes(visible=False, range=ax["x"], row=2, col=1)
+    fig.update_yaxes(visible=False, range=ax["y"], row=2, col=1)
+    fig.update_layout(height=700, margin=dict(l=55, r=55, t=50 if title else 25, b=40), title=title or None,
+                      template="plotly_white", showlegend=True, bargap=0.25, hovermode="closest",
+                      legend=BLOCK_LEGEND)
     return fig
 
 

@@ -19,11 +19,16 @@ GenotypeEditor
     memory, no weights, the global RNG untouched). Latency (`measure_latency`, batch 1, 1 thread) is
     measured on the "measure latency" button in a background thread (weights from a local generator).
     The diagram (`lab.evo_figures.network_diagram`) shows stem, modules 1-7 and head with channels,
-    strides and feature-map sizes; it fills the output's width (`lab._util.fit_width`), as do the
+    strides and feature-map sizes, and below them every MBConv block (`lab.evo_pictures.block_traces`:
+    the 1x1 expansion's width, the depthwise kernel as colour, squeeze-excite, output channels, stride-2
+    blocks, residual skips); it fills the output's width (`lab._util.fit_width`), as do the
     monitor's and the explorer's figures. JSON: the text area loads a spec JSON, a genotype string, a preset
     name or a spec file path ("load"), "to JSON" writes the current spec there; a file path + "save" /
     "load file"; "send to notebook" puts ``spec.to_json()`` (the string a notebook's `model` /
-    `spec` parameter takes; `posenas_core.models.registry.load_spec` reads it) in `.notebook_text`.
+    `spec` parameter takes; `posenas_core.models.registry.load_spec` reads it) in `.notebook_text`,
+    and in `.notebook_hint` how to start the EvoPose2D notebook's evolution from it (its `ancestor`
+    parameter reads any of these texts with `spec_from_text`). A button's expected error (bad JSON, a
+    missing file) shows in the validation area until the next successful action clears it.
 
 EvolutionMonitor
     Reads ``archive.jsonl`` and ``generations.jsonl`` of an evolution run directory incrementally
@@ -62,18 +67,22 @@ from posenas_core.models.evopose import build_evopose
 from posenas_core.models.registry import PRESETS, load_spec
 from posenas_core.runs.io import atomic_write_text
 from posenas_core.spaces.evopose import (FIXED_STRIDES, KERNELS, MAX_BLOCKS, MAX_CH8, EvoPoseSpec, compound_scaling,
-                                         genotype_from_str, scaled_spec)
+                                         genotype_from_str, genotype_to_str, scaled_spec)
 
 from lab._util import BackgroundTask, DisplayMixin, ErrorArea, LiveMixin, Poller, fit_width, sync_figure
 from lab.evo_figures import (X_AXES, Y_AXES, archive_frame, evolution_figure, front_figure, generations_frame,
                              network_diagram, network_frame, parents_table)
+from lab.evo_pictures import block_frame
 from lab.training_monitor import JsonlTail, config_html
 
-__all__ = ["GenotypeEditor", "EvolutionMonitor", "FrontExplorer", "spec_stats", "candidates_html"]
+__all__ = ["GenotypeEditor", "EvolutionMonitor", "FrontExplorer", "spec_stats", "candidates_html", "spec_from_text",
+           "NOTEBOOK", "ANCESTOR_PARAMETER"]
 
 EVOPOSE_PRESETS = [name for name, p in PRESETS.items() if isinstance(p.spec, EvoPoseSpec)]
 SCALING_SIZES = ((256, 192), (384, 288), (512, 384))   # sizes tried when a loaded spec is compound-scaled
 _GENOTYPE_RE = re.compile(r"^k\d+b\d+c\d+s\d+(-k\d+b\d+c\d+s\d+)*$")
+NOTEBOOK = "notebooks/02_evopose2d.ipynb"      # the notebook whose parameter "send to notebook" fills
+ANCESTOR_PARAMETER = "ancestor"                # its parameter: the evolution's starting genotype
 
 
 _copy_figure = sync_figure  # one message per trace (see lab._util.sync_figure)
@@ -117,6 +126,27 @@ def candidates_html(df: pd.DataFrame) -> str:
     style = ("<style>.posenas-evo{border-collapse:collapse;font-size:12px}.posenas-evo th,.posenas-evo td"
              "{border:1px solid #ddd;padding:2px 6px;text-align:left}.posenas-evo th{background:#f0f0f0}</style>")
     return style + disp.to_html(escape=True, index=False, border=0, classes="posenas-evo", na_rep="")
+
+
+def spec_from_text(text: str) -> EvoPoseSpec:
+    """An EvoPose2D spec from what a person types or a notebook parameter holds: a spec JSON string, a
+    genotype string ('k3b1c2s1-k3b2c3s2-...'), a preset name ('evopose2d-ancestor', 'evopose2d-s', ...) or
+    the path of a spec JSON file (`GenotypeEditor.save` writes one). SpecError / ConfigError otherwise,
+    saying what is accepted."""
+    t = str(text).strip()
+    if not t:
+        raise SpecError("no spec given: a spec JSON, a genotype string (k3b1c2s1-...), a preset name or a spec "
+                        "file path")
+    if t.startswith("{"):
+        spec = spec_from_json(t)
+    elif _GENOTYPE_RE.match(t):
+        spec = EvoPoseSpec(genotype=genotype_from_str(t))
+    else:
+        spec = load_spec(t)
+    if not isinstance(spec, EvoPoseSpec):
+        raise SpecError(f"{t[:60]!r} is a spec of kind {getattr(spec, 'KIND', type(spec).__name__)!r}, not an "
+                        f"EvoPose2D genotype; EvoPose2D presets: {EVOPOSE_PRESETS}")
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +197,9 @@ class GenotypeEditor(DisplayMixin):
     {"latency_ms", "iqr_ms", "runs", "spec", "input_hw"} or None), `.latency_button`, `.latency_task`
     (BackgroundTask); `.diagram` (go.FigureWidget), `.net_df` (its `network_frame`); `.json_text`
     (Textarea), `.load_button`, `.to_json_button`; `.path_text`, `.save_button`, `.load_file_button`;
-    `.notebook_button`, `.notebook_text`; `.errors` (ErrorArea: unexpected errors of callbacks).
+    `.notebook_button`, `.notebook_text`, `.notebook_hint` (HTML), `.notebook_command` (the
+    `posenas run ... -p ancestor ...` line of the last send); `.block_df` (the diagram's
+    `lab.evo_pictures.block_frame`); `.errors` (ErrorArea: unexpected errors of callbacks).
     """
 
     def __init__(self, spec: EvoPoseSpec | str | None = None, *, input_hw: Sequence[int] | None = None,
@@ -238,7 +270,8 @@ class GenotypeEditor(DisplayMixin):
         self.latency_task.widget.layout.display = "none"  # progress + Stop only while measuring
 
         self.net_df = network_frame(self._spec, self.input_hw)
-        self.diagram = fit_width(go.FigureWidget(network_diagram(self.net_df)))
+        self.block_df = block_frame(self._spec, self.input_hw)
+        self.diagram = fit_width(go.FigureWidget(network_diagram(self.net_df, blocks=self.block_df)))
         self._fit_figures = (self.diagram,)
 
         self.json_text = W.Textarea(value="", placeholder="spec JSON, genotype string, preset name or spec file path",
@@ -261,6 +294,9 @@ class GenotypeEditor(DisplayMixin):
                                         tooltip="the JSON string a notebook's spec parameter takes")
         self.notebook_text = W.Text(value="", placeholder="spec.to_json()", layout=lay(width="560px"))
         self.notebook_button.on_click(self.errors.wrap(lambda _b: self._guarded(self.to_notebook), "sending"))
+        self.notebook_hint = W.HTML("")
+        self.notebook_hint.add_class("posenas-notebook-hint")
+        self.notebook_command = ""
 
         head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>" if title else "")
         self.widget = W.VBox([
@@ -276,6 +312,7 @@ class GenotypeEditor(DisplayMixin):
             W.HBox([self.json_text, W.VBox([self.load_button, self.to_json_button])]),
             W.HBox([self.path_text, self.save_button, self.load_file_button, self.file_status]),
             W.HBox([self.notebook_button, self.notebook_text]),
+            self.notebook_hint,
             self.errors.widget,
         ])
         if spec is None:
@@ -350,22 +387,16 @@ class GenotypeEditor(DisplayMixin):
         return self.load_json(self.preset.value)
 
     def load_json(self, text: str, input_hw: Sequence[int] | None = None) -> EvoPoseSpec:
-        """Load a spec JSON string, a genotype string ('k3b1c2s1-...'), a preset name or a spec file path.
+        """Load a spec JSON string, a genotype string ('k3b1c2s1-...'), a preset name or a spec file path
+        (`spec_from_text`).
 
         A preset also sets its input size unless `input_hw` is given. Raises SpecError / ConfigError on
         bad input (the buttons show it in the validation area)."""
         t = str(text).strip()
         hw = tuple(int(v) for v in input_hw) if input_hw is not None else None
-        if not t:
-            raise SpecError("nothing to load: paste a spec JSON, a genotype string, a preset name or a file path")
-        if t.startswith("{"):
-            spec = spec_from_json(t)
-        elif _GENOTYPE_RE.match(t):
-            spec = EvoPoseSpec(genotype=genotype_from_str(t))
-        else:
-            spec = load_spec(t)
-            if t in PRESETS and hw is None:
-                hw = PRESETS[t].input_size_hw
+        spec = spec_from_text(t)
+        if t in PRESETS and hw is None:
+            hw = PRESETS[t].input_size_hw
         self.set_spec(spec, hw)
         return spec
 
@@ -390,10 +421,28 @@ class GenotypeEditor(DisplayMixin):
         return p
 
     def to_notebook(self) -> str:
-        """``spec.to_json()``: the string to give a notebook's spec parameter (also shown in `.notebook_text`)."""
+        """``spec.to_json()``: the string to give a notebook's spec parameter (also shown in `.notebook_text`).
+
+        The EvoPose2D notebook's `ancestor` parameter takes it (or the genotype string, a preset name, a
+        spec file path: `spec_from_text`) as the genotype its evolution starts from. `.notebook_hint` says
+        how: in the running notebook ``ancestor = editor.to_notebook()`` and re-run from its config cell; in
+        batch `.notebook_command` (``posenas run notebooks/02_evopose2d.ipynb -p ancestor <genotype> --out
+        ...``). The evolution takes the genotype only: the scaling multipliers and the other spec fields are
+        the run's own (`EvolutionConfig.spec_overrides`)."""
         self._require_valid("send")
         text = self._spec.to_json()
         self.notebook_text.value = text
+        geno = genotype_to_str(self._spec.genotype)
+        self.notebook_command = f"posenas run {NOTEBOOK} -p {ANCESTOR_PARAMETER} {geno} --out reports/evo-mine"
+        code = "<code style='overflow-wrap:anywhere'>{}</code>"
+        self.notebook_hint.value = (
+            "<div style='font-size:12px;line-height:1.6'><b>use it as the evolution's ancestor</b> "
+            f"(parameter <code>{ANCESTOR_PARAMETER}</code> of <code>{NOTEBOOK}</code>):<br>"
+            "&bull; in this notebook: " + code.format(f"{ANCESTOR_PARAMETER} = editor.to_notebook()")
+            + ", then re-run from the config cell with a new <code>out_dir</code>;<br>"
+            "&bull; in batch: " + code.format(html.escape(self.notebook_command)) + "<br>"
+            "<span style='color:#666'>(the evolution takes the genotype; input size and scaling are the "
+            "run's own)</span></div>")
         return text
 
     def _to_text(self) -> None:
@@ -405,12 +454,15 @@ class GenotypeEditor(DisplayMixin):
             raise SpecError(f"cannot {what}: the genotype in the editor is invalid ({self._problem})")
 
     def _guarded(self, fn) -> Any:
-        """Run a button action; expected errors (bad spec / path) go to the validation area."""
+        """Run a button action; expected errors (bad spec / path) go to the validation area, and a
+        successful action clears such a banner of an earlier one (leaving only the controls' own problem,
+        if they hold an invalid genotype)."""
         try:
             out = fn()
         except (PoseNASError, OSError) as e:
             self.validation.value = self._problem_html(f"{type(e).__name__}: {e}")
             return None
+        self.validation.value = self._problem_html(self._problem) if self._problem else ""
         return out
 
     # ----------------------------------------------------------------------------- editing
@@ -469,7 +521,9 @@ class GenotypeEditor(DisplayMixin):
                                "heatmap_hw": (hw[0] // os_, hw[1] // os_)}
             self.stats.value = self._stats_text()
             self.net_df = network_frame(spec, hw)
-            _copy_figure(self.diagram, network_diagram(self.net_df), ("xaxis", "yaxis", "yaxis2"))
+            self.block_df = block_frame(spec, hw)
+            _copy_figure(self.diagram, network_diagram(self.net_df, blocks=self.block_df),
+                         ("xaxis", "yaxis", "yaxis2", "xaxis2", "yaxis3"))
             rows = self.net_df.set_index("stage")
             for m in range(7):
                 r = rows.loc[f"module {m + 1}"]

@@ -3,6 +3,10 @@
     viewer = PoseViewer(val_set, predictions=results, heatmap_fn=lambda i: model_heatmaps(i))
     viewer            # displays (a bare expression)
 
+    from posenas_core.train.predict import heatmap_fn_from_checkpoint
+    PoseViewer(val_set, kps, heatmap_fn=heatmap_fn_from_checkpoint(ckpt, val_set, (128, 96)),
+               input_size_hw=(128, 96))                 # a trained model's heatmaps (the notebooks do this)
+
 Controls: a person slider with prev / next buttons, an image dropdown (jumps to that image's first
 person), a full-image / crop toggle, a heatmap toggle with a joint dropdown (a joint, or the max over
 joints). The image is an `ipywidgets.Image` (PNG) rendered with OpenCV by `lab.draw.render_pose`:
@@ -18,6 +22,8 @@ list matched by image and order: the k-th result of an image goes with the k-th 
 `heatmap_fn(index) -> (K, h, w)` (numpy or torch) gives the heatmaps of record `index` on its crop: the
 box ``box_to_center_size(bbox, input_size_hw, enlarge)`` the model's dataset uses (pass the same
 `input_size_hw` / `enlarge`); it is called only while the heatmap toggle is on, and cached per index.
+`posenas_core.train.predict.heatmap_fn_from_checkpoint(checkpoint, person_set, input_hw)` (or
+`heatmap_fn_from_model(model, ...)`) builds one from a trained model: its crop is that box.
 Errors in callbacks (a failing heatmap_fn, an unreadable image) are shown in the Output area
 (`.errors.widget`) and the rest of the view keeps working.
 """
@@ -185,7 +191,8 @@ class PoseViewer(DisplayMixin):
         self.heatmap_toggle = W.ToggleButton(value=False, description="heatmaps", icon="fire",
                                              disabled=heatmap_fn is None,
                                              tooltip="overlay heatmap_fn(index)" if heatmap_fn else
-                                             "pass heatmap_fn= to see heatmaps")
+                                             "pass heatmap_fn= (e.g. posenas_core.train.predict."
+                                             "heatmap_fn_from_checkpoint) to see heatmaps")
         self.joint_dropdown = W.Dropdown(options=[("max over joints", -1)] + [(nm, j) for j, nm in enumerate(self.names)],
                                          value=-1, description="joint", disabled=True,
                                          layout=W.Layout(width="240px"))

@@ -9,7 +9,9 @@
     posenas batch SWEEP.yaml [--workers N]
 
 MODEL is a preset name (`posenas profile --list`) or a spec JSON file. Errors in the input
-(unknown option, bad value, missing file) print one line naming what was wrong and exit 2.
+(unknown option, bad value, missing file) print one line naming what was wrong and exit 2. A notebook
+that fails (`run`), or any run of a batch that fails (`batch`, after finishing the others), exits 1.
+Heavy modules (torch, pandas, the pipeline) are imported inside the command functions, so `--help` is quick.
 """
 
 from __future__ import annotations
@@ -84,15 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", type=_nonneg_int, default=1000, help="training images (default 1000)")
     s.add_argument("--val", type=_nonneg_int, default=200, help="validation images (default 200)")
     s.add_argument("--videos", type=_nonneg_int, default=0, help="validation videos (default 0)")
-    s.add_argument("--seed", type=_nonneg_int, default=0)
-    s.add_argument("--difficulty", choices=("easy", "default", "hard"), default="default")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="generator seed (default 0)")
+    s.add_argument("--difficulty", choices=("easy", "default", "hard"), default="default",
+                   help="SynthConfig preset (default: default)")
     s.add_argument("--config", type=Path, help="SynthConfig JSON file (overrides --difficulty)")
+    s.add_argument("--workers", type=_pos_int, default=None,
+                   help="processes rendering images (default: one per core for 400+ images); same files for any number")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pr = sub.add_parser("profile", help="params, MACs and CPU latency of a model")
     pr.add_argument("model", nargs="?", help="preset name or spec JSON file")
     pr.add_argument("--input", type=parse_hw, default=None, help="HxW (default: the preset's input size)")
-    pr.add_argument("--threads", type=_pos_int, default=1)
+    pr.add_argument("--threads", type=_pos_int, default=1, help="torch threads for the latency (default 1)")
     pr.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     pr.add_argument("--min-run-time", type=_pos_float, default=1.0, help="seconds of timed runs (default 1)")
     pr.add_argument("--list", action="store_true", help="list the preset names and exit")
@@ -101,36 +106,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, type=Path, help="dataset root (SynthPose layout)")
     t.add_argument("--model", default="baseline-resnet", help="preset name or spec JSON (default baseline-resnet)")
     t.add_argument("--out", required=True, type=Path, help="run directory")
-    t.add_argument("--input", type=parse_hw, default=(128, 96))
+    t.add_argument("--input", type=parse_hw, default=(128, 96), help="network input HxW, multiples of 32 (default 128x96)")
     t.add_argument("--epochs", type=_epochs, default=10, help="a positive integer, or 'auto' to fit --minutes")
-    t.add_argument("--batch-size", type=_pos_int, default=32)
-    t.add_argument("--lr", type=_pos_float, default=None, help="base lr at batch 32 (default: TrainConfig's)")
+    t.add_argument("--recipe", default="short-cpu",
+                   help="training recipe: short-cpu (default: learns in minutes on a CPU), simplebaseline or "
+                        "evopose2d (the papers' recipes, for long runs); see posenas_core/train/recipes.py")
+    t.add_argument("--batch-size", type=_pos_int, default=None, help="training batch size (default: the recipe's)")
+    t.add_argument("--lr", type=_pos_float, default=None, help="base lr at batch 32 (default: the recipe's)")
     t.add_argument("--minutes", type=_pos_float, default=None, help="time budget; stops cleanly after it")
     t.add_argument("--workers", type=_nonneg_int, default=0, help="DataLoader worker processes (default 0: on 2 cores a loader process steals a core from the train step)")
-    t.add_argument("--seed", type=_nonneg_int, default=0)
-    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX CPUs: ~1.7x faster training of the ResNet baselines)")
-    t.add_argument("--channels-last", action="store_true")
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="model init, sample order and augmentation (default 0)")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default): bf16 autocast only where this CPU has native bf16 and a short measurement "
+                        "finds it faster for this network; fp32 or bf16 to force one")
+    t.add_argument("--memory-format", choices=("auto", "channels_last", "nchw"), default="auto",
+                   help="auto (default): the faster of the two, measured; or force one")
     t.add_argument("--aug", type=_json_object, default=None,
-                   help='augmentation fields as JSON, e.g. \'{"rotation_deg": 15, "rotation_prob": 0.5}\' (default AugConfig())')
+                   help='augmentation fields as JSON, e.g. \'{"rotation_deg": 15, "rotation_prob": 0.5}\' '
+                        "(default: the recipe's)")
     t.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint: COCO OKS AP, per-joint AP, PCK")
-    e.add_argument("checkpoint", type=Path)
-    e.add_argument("--data", required=True, type=Path)
-    e.add_argument("--split", default="val")
-    e.add_argument("--decode", choices=("argmax", "dark"), default="argmax")
-    e.add_argument("--no-flip", action="store_true")
+    e.add_argument("checkpoint", type=Path, help="a checkpoint of `posenas train` (RUN/checkpoints/last.pt or best.pt)")
+    e.add_argument("--data", required=True, type=Path, help="dataset root (SynthPose / COCO layout)")
+    e.add_argument("--split", default="val", help="split to evaluate: DATA/annotations/person_keypoints_SPLIT.json (default val)")
+    e.add_argument("--decode", choices=("argmax", "dark"), default="argmax",
+                   help="heatmap decoding: argmax with a quarter-cell step, or DARK (default argmax)")
+    e.add_argument("--no-flip", action="store_true", help="no horizontal flip test")
     e.add_argument("--out", type=Path, help="also write the metrics JSON here")
 
     r = sub.add_parser("run", help="run a parameterized notebook with papermill")
-    r.add_argument("notebook", type=Path)
+    r.add_argument("notebook", type=Path, help="a notebook with a cell tagged 'parameters'")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter (repeatable); VALUE is JSON or a plain string")
     r.add_argument("-f", "--params-file", type=Path, help="a YAML / JSON file of parameters")
     r.add_argument("--out", required=True, type=Path, help="run directory")
     r.add_argument("--timeout", type=_pos_float, default=None, help="per-cell timeout in seconds")
-    r.add_argument("--no-html", action="store_true")
+    r.add_argument("--no-html", action="store_true", help="do not export notebook.html")
 
     b = sub.add_parser("batch", help="run a sweep (list and/or grid of notebook parameter sets)")
     b.add_argument("sweep", type=Path, help="sweep YAML file")
@@ -143,12 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_evolve_parser(sub)
 
     m = sub.add_parser("demo", help="generate SynthPose, train the baseline briefly, evaluate, write metrics")
-    m.add_argument("--out", type=Path, default=Path("reports/demo"))
-    m.add_argument("--train", type=_pos_int, default=2000)
-    m.add_argument("--val", type=_pos_int, default=200)
+    m.add_argument("--out", type=Path, default=Path("reports/demo"), help="output directory (default reports/demo)")
+    m.add_argument("--train", type=_pos_int, default=2000, help="SynthPose training images (default 2000)")
+    m.add_argument("--val", type=_pos_int, default=200, help="SynthPose validation images (default 200)")
     m.add_argument("--minutes", type=_pos_float, default=3.0, help="training time budget (default 3)")
-    m.add_argument("--model", default="baseline-resnet")
-    m.add_argument("--seed", type=_nonneg_int, default=0)
+    m.add_argument("--model", default="baseline-resnet", help="preset name or spec JSON (default baseline-resnet)")
+    m.add_argument("--seed", type=_nonneg_int, default=0, help="data and training seed (default 0)")
     return p
 
 
@@ -164,7 +177,8 @@ def _cmd_synth(a) -> dict:
             raise ConfigError(f"--config {a.config}: not valid JSON ({err})") from None
     else:
         cfg = {"easy": SynthConfig.easy, "hard": SynthConfig.hard, "default": SynthConfig}[a.difficulty]()
-    manifest = write_synthpose(a.out, a.train, a.val, a.videos, seed=a.seed, config=cfg, progress=not a.quiet)
+    manifest = write_synthpose(a.out, a.train, a.val, a.videos, seed=a.seed, config=cfg, progress=not a.quiet,
+                               workers=a.workers)
     return {"out": str(a.out), "counts": manifest.get("counts")}
 
 
@@ -183,13 +197,17 @@ def _cmd_profile(a) -> dict:
     return {"model": a.model, **out}
 
 
+MEMORY_FORMAT = {"auto": "auto", "channels_last": True, "nchw": False}       # -> channels_last=...
+
+
 def _cmd_train(a) -> dict:
     from posenas_core import pipeline
 
     return pipeline.train_on_dataset(
         data_dir=a.data, model=a.model, run_dir=a.out, input_hw=a.input, epochs=a.epochs,
-        batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, num_workers=a.workers, seed=a.seed,
-        bf16=a.bf16, channels_last=a.channels_last, resume=not a.no_resume, progress=not a.quiet, aug=a.aug,
+        recipe=a.recipe, batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, num_workers=a.workers,
+        seed=a.seed, bf16=pipeline.PRECISIONS[a.precision], channels_last=MEMORY_FORMAT[a.memory_format],
+        resume=not a.no_resume, progress=not a.quiet, aug=a.aug,
     )
 
 
@@ -237,8 +255,24 @@ def _cmd_batch(a) -> dict:
 
     sweep = load_sweep(a.sweep)  # every run's parameters are checked before anything runs
     res = run_batch(sweep, reports_root=a.reports, workers=a.workers, timeout=a.timeout)
-    return {"sweep": sweep.name, "ran": len(res.ran), "skipped": len(res.skipped), "failed": len(res.failed),
-            "index_csv": str(res.index_csv), "index_html": str(res.index_html)}
+    out = {"sweep": sweep.name, "ran": len(res.ran), "skipped": len(res.skipped), "failed": len(res.failed),
+           "index_csv": str(res.index_csv), "index_html": str(res.index_html)}
+    if res.failed:
+        from posenas_core.runs.notebooks import error_summary
+
+        out["failed_runs"] = {rid: error_summary(res.records[rid].error) for rid in res.failed}
+    return out
+
+
+def _failure(command: str, result: dict) -> str | None:
+    """The one-line reason `posenas run` / `posenas batch` exits 1 (a notebook failed), else None."""
+    if command == "run" and result.get("status") != "ok":
+        return f"the notebook failed: {result.get('error')}; see {Path(result['out']) / 'notebook.html'}"
+    if command == "batch" and result.get("failed"):
+        runs = "; ".join(f"{rid} ({err})" for rid, err in result.get("failed_runs", {}).items())
+        return (f"{result['failed']} of {result['ran'] + result['skipped']} runs failed: {runs}; "
+                f"see {result['index_html']}")
+    return None
 
 
 def _cmd_demo(a) -> dict:
@@ -266,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"posenas {a.command}: error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    failure = _failure(a.command, result)
+    if failure is not None:  # exit status 1: the command ran, but what it ran failed
+        print(f"posenas {a.command}: {failure}", file=sys.stderr)
+        return 1
     return 0
 
 

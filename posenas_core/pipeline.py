@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -123,107 +124,118 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     return out
 
 
-def measure_train_speed(spec, dataset, *, batch_size: int = 32, steps: int = 16, warmup: int = 3,
-                        channels_last: bool = True, bf16: bool = False) -> float:
-    """Training img/s of `spec` on `dataset` on this machine now: forward + masked MSE + backward + Adam,
-    with the real data path (items from `dataset`, image caches warm), from the median of `steps` step
-    times (batch fetch included) after `warmup` steps: a hiccup of the shared second vCPU moves a mean
-    of a few steps by 30%, the median much less."""
-    import torch
+def check_run_dir(run_dir, spec, input_hw, *, resume: bool = True) -> None:
+    """Refuse to continue the run in `run_dir` with another model or input size than it was started with
+    (its pipeline.json and the trainer's config.json), before anything is written: a resumed checkpoint
+    evaluated at another size would be scored silently wrong. resume=False starts over: anything goes.
+    ConfigError naming the run directory, the stored and the given values, and what is allowed."""
+    if not resume:
+        return
+    from posenas_core.models.registry import load_spec
 
-    from posenas_core.models.registry import build_model
-    from posenas_core.train.trainer import heatmap_mse
-
-    model = build_model(spec).train()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    if len(dataset) == 0:
-        raise ConfigError("measure_train_speed: the dataset is empty")
-    idx = [i % len(dataset) for i in range((steps + warmup) * batch_size)]  # a small dataset is cycled
-    for i in sorted(set(idx)):  # steady state: the file system's and the dataset's image caches warm
-        dataset.image_source.load(dataset.records[i].file_name)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
-    times, t_prev = [], time.perf_counter()
-    for b in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            pred = model(b["image"].contiguous(memory_format=fmt))
-        loss = heatmap_mse(pred, b["target"], b["target_weight"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        now = time.perf_counter()
-        times.append((b["image"].shape[0], now - t_prev))
-        t_prev = now
-    return float(np.median([n / dt for n, dt in times[warmup:] or times]))
-
-
-def schedule_for_budget(n_samples: int, minutes: float, img_per_s: float, *, reserve: float = 0.1) -> tuple[int, int]:
-    """(epochs, samples per epoch) that fill `minutes` at `img_per_s` less `reserve` of it, so that the cosine
-    schedule ends inside the budget without leaving most of an epoch's worth of it unused: the budget's
-    samples B give ceil(B / n) epochs over the first floor(B / epochs) samples (all n when B is a multiple of n).
-    Rounding the epochs down over all samples instead can leave up to half the budget idle."""
-    budget = max(1, int((1.0 - reserve) * minutes * 60.0 * img_per_s))
-    n = max(int(n_samples), 1)
-    epochs = max(1, -(-budget // n))
-    return epochs, max(1, min(n, budget // epochs))
+    stored = {}
+    for name in (RUN_INFO, "config.json"):
+        f = Path(run_dir) / name
+        if f.is_file():
+            try:
+                stored[name] = json.loads(f.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ConfigError(f"cannot resume {run_dir}: {f} is not valid JSON ({err}); use --no-resume "
+                                  f"(resume=False) to start over or a new run directory") from None
+    info, cfg = stored.get(RUN_INFO, {}), stored.get("config.json", {})
+    diffs = []
+    if "input_hw" in info and [int(v) for v in info["input_hw"]] != [int(v) for v in input_hw]:
+        diffs.append(f"input size {'x'.join(map(str, info['input_hw']))}, not {'x'.join(map(str, input_hw))}")
+    given = json.loads(json.dumps(spec.to_dict()))
+    old_spec = cfg.get("spec")
+    if old_spec is None and isinstance(info.get("model"), dict):  # a Spec given as such
+        old_spec = info["model"]
+    elif old_spec is None and "model" in info:
+        try:
+            old_spec = load_spec(info["model"]).to_dict()
+        except ValueError:  # a spec file that has gone: nothing to compare
+            old_spec = None
+    old_spec = None if old_spec is None else json.loads(json.dumps(old_spec))
+    if old_spec is not None and old_spec != given:
+        field = next(k for k in sorted(set(old_spec) | set(given)) if old_spec.get(k) != given.get(k))
+        name = info["model"] if isinstance(info.get("model"), str) else "(a spec)"
+        diffs.append(f"model {name!r} (spec field {field!r}: {old_spec.get(field)!r}, "
+                     f"not {given.get(field)!r})")
+    if diffs:
+        raise ConfigError(f"cannot resume {run_dir}: it was started with " + "; ".join(diffs)
+                          + "; use the same values, --no-resume (resume=False) to start over, or a new run directory")
 
 
-def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epochs: int | str = 10, batch_size: int = 32,
-                     base_lr: float | None = None, max_minutes: float | None = None, num_workers: int = 0,
-                     seed: int = 0, bf16: bool = False, channels_last: bool = False, resume: bool = True,
-                     progress: bool = True, val_every: int = 1, validate: bool = True,
-                     sigma: float | None = None, aug: dict | None = None, cache_mb: int = 3072,
-                     reserve: float | None = None) -> dict:
-    """Train `model` (preset name or spec JSON path) on DIR's train split, validating on its val split.
+def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: int | str = 10,
+                     recipe="short-cpu", batch_size: int | None = None, base_lr: float | None = None,
+                     max_minutes: float | None = None, num_workers: int = 0, seed: int = 0, bf16="auto",
+                     channels_last="auto", resume: bool = True, progress: bool = True, val_every: int = 1,
+                     validate: bool = True, sigma: float | None = None, aug: dict | None = None,
+                     cache_mb: int = 3072) -> dict:
+    """Train `model` (preset name, spec JSON path or a Spec) on DIR's train split, validating on its val split.
 
-    epochs="auto" fills `max_minutes` (measured speed, `schedule_for_budget`): as many epochs as needed to
-    use the budget, over the first persons of the train split when all of them would not fit in a whole
-    number of epochs. `reserve` of the budget (default 0.1; 0.15 with validate=True) is kept for what the
-    short calibration does not see: checkpoints, the first epoch's image decoding, validation, and a
-    sustained rate that on these shared 2-core machines moved between 0.8x and 1.0x of the calibrated one.
-    When the machine is slower than that, the time budget stops the run in the last, low-lr part of the
-    cosine schedule (stop_reason "time_budget"), which costs far less than an idle tenth of the budget.
+    `recipe` (a name of `train.recipes` or a Recipe) gives lr, warm-up, schedule, batch size, augmentation
+    and sigma; `batch_size`, `base_lr`, `sigma`, `aug` override it. epochs="auto" fills `max_minutes`: the
+    trainer re-plans its steps from the speed it measures as it goes (`TrainConfig.fill_budget`), so a
+    slower or busier machine does fewer steps but still ends its schedule inside the budget.
+    bf16 / channels_last "auto": the fastest training format on this machine, measured on the network
+    (`machine.choose_train_format`); the choice and the measurements are recorded in pipeline.json.
     validate=False skips the per-epoch validation (when the caller evaluates afterwards anyway).
     `cache_mb` MiB of decoded training images are kept in memory (0: off)."""
     from posenas_core.models.registry import load_spec
     from posenas_core.train.predict import make_val_fn
     from posenas_core.train.trainer import TrainConfig, train
 
+    from posenas_core.genotype import Spec
+    from posenas_core.train.recipes import get_recipe
+
     run_dir = Path(run_dir)
-    spec = load_spec(model)
-    run_dir = Path(run_dir)
+    spec = model if isinstance(model, Spec) else load_spec(model)
+    epochs_auto = epochs == "auto"
     train_set = load_split(data_dir, "train", train=True)
     val_set = load_split(data_dir, "val", train=False) if validate else None
+    # Refusals and data errors come before anything is written (no part-written run directory).
+    from posenas_core.data.checks import check_images
+
+    check_run_dir(run_dir, spec, input_hw, resume=resume)
+    for person_set in (train_set, val_set) if validate else (train_set,):
+        check_images(person_set, progress=progress)
+    rec = get_recipe(recipe)
+    batch_size = rec.batch_size if batch_size is None else batch_size
     stride = output_stride_of(spec)
-    sigma = heatmap_sigma(input_hw, sigma, stride)
-    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma, aug=aug, stride=stride,
-                      cache_mb=cache_mb)
-    n_used, ips = len(ds), None
+    sigma = heatmap_sigma(input_hw, rec.sigma if sigma is None else sigma, stride)
+    ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma,
+                      aug=rec.aug if aug is None else aug, stride=stride, cache_mb=cache_mb)
+    previous = _resumable_info(run_dir) if resume else None
+    if epochs == "auto" and max_minutes is None:
+        raise ConfigError("epochs='auto' needs a time budget (max_minutes)")
+    if previous is not None and "format" in previous:      # a resumed run keeps the format and plan it chose
+        fmt = previous["format"]
+    else:
+        from posenas_core.machine import resolve_auto
+
+        fmt = resolve_auto(spec, input_hw, batch_size=batch_size, bf16=bf16, channels_last=channels_last)
     if epochs == "auto":
-        # Fit the schedule to the time budget (measured now), unless resuming a run that already chose.
-        previous = run_dir / RUN_INFO
-        if resume and previous.is_file() and (run_dir / "config.json").is_file():
-            prev = json.loads(previous.read_text())
-            epochs, n_used = int(prev["epochs"]), int(prev.get("train_persons", len(ds)))
-        elif max_minutes is None:
-            raise ConfigError("epochs='auto' needs a time budget (max_minutes)")
-        else:
-            ips = measure_train_speed(spec, ds, batch_size=batch_size, channels_last=channels_last, bf16=bf16)
-            epochs, n_used = schedule_for_budget(len(ds), max_minutes, ips,
-                                                 reserve=(0.15 if validate else 0.1) if reserve is None else reserve)
-        if n_used < len(ds):
-            ds.records = ds.records[:n_used]
-    info = {"data_dir": str(data_dir), "model": model, "input_hw": list(input_hw), "epochs": epochs, "sigma": sigma,
-            "output_stride": stride, "train_persons": n_used, "calibrated_img_per_s": ips,
-            "aug": dataclasses.asdict(ds.aug)}
+        if previous is not None and "epochs" in previous:
+            epochs = int(previous["epochs"])
+        else:   # a first plan; the trainer re-plans from the speed it measures
+            from posenas_core.machine import train_step_speed
+
+            ips = fmt["img_per_s"] or train_step_speed(spec, input_hw, batch_size=batch_size, bf16=fmt["bf16"],
+                                                       channels_last=fmt["channels_last"])
+            epochs = max(1, math.ceil(0.9 * max_minutes * 60.0 * ips / len(ds)))
+    info = {"data_dir": str(data_dir), "model": model if isinstance(model, str) else spec.to_dict(),
+            "input_hw": list(input_hw), "epochs": epochs, "fill_budget": bool(max_minutes and epochs_auto),
+            "sigma": sigma, "output_stride": stride, "train_persons": len(ds), "recipe": rec.name,
+            "format": fmt, "aug": dataclasses.asdict(ds.aug)}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)
-    cfg_kwargs = dict(epochs=epochs, batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=bf16,
-                      channels_last=channels_last, max_minutes=max_minutes, progress=progress, val_every=val_every)
+    fields = dict(batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=fmt["bf16"],
+                  channels_last=fmt["channels_last"], max_minutes=max_minutes, progress=progress,
+                  val_every=val_every, fill_budget=info["fill_budget"])
     if base_lr is not None:
-        cfg_kwargs["base_lr"] = base_lr
-    config = TrainConfig(**cfg_kwargs)
+        fields["base_lr"] = base_lr
+    config = dataclasses.replace(rec.train_config(epochs=epochs), **fields)
     val_fn = (make_val_fn(make_dataset(val_set, input_hw, train=False, sigma=sigma, stride=stride), val_set.coco)
               if validate else None)
     t0 = time.time()
@@ -231,6 +243,14 @@ def train_on_dataset(*, data_dir, model: str, run_dir, input_hw=(128, 96), epoch
     summary = {"run_dir": str(run_dir), "train_seconds": round(time.time() - t0, 1), **info}
     summary.update({k: v for k, v in vars(result).items() if isinstance(v, (int, float, str, dict, list, type(None)))})
     return summary
+
+
+def _resumable_info(run_dir: Path) -> dict | None:
+    """The pipeline.json of a run that a resume would continue (None when there is nothing to resume)."""
+    f = run_dir / RUN_INFO
+    if f.is_file() and (run_dir / "checkpoints" / "last.pt").is_file():
+        return json.loads(f.read_text())
+    return None
 
 
 def run_info(checkpoint: str | Path) -> dict:
@@ -323,6 +343,9 @@ def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float =
     return {"metrics": str(out_dir / "metrics.json"), "AP": report["AP"], "mean_pose_AP": report["mean_pose_AP"]}
 
 
+PRECISIONS = {"auto": "auto", "fp32": False, "bf16": True}   # a notebook's `precision` -> train_on_dataset(bf16=)
+
+
 @dataclasses.dataclass(frozen=True)
 class QuickstartConfig:
     """The quickstart notebook's parameters, validated (notebooks/00_quickstart.ipynb)."""
@@ -334,7 +357,8 @@ class QuickstartConfig:
     model: str = "baseline-resnet-s2"  # preset name or a spec JSON string
     epochs: int = 0               # 0: as many as fit in `minutes` (see schedule_for_budget)
     minutes: float = 2.0          # training time budget
-    bf16: bool = True             # bfloat16 autocast (AMX CPUs: ~1.7x faster for the ResNet baselines)
+    recipe: str = "short-cpu"     # training recipe (train.recipes): short-cpu | simplebaseline | evopose2d
+    precision: str = "auto"       # auto: bf16 only where native and measured faster here | fp32 | bf16
     seed: int = 0                 # data and training seed
     out_dir: str = "reports/quickstart"  # where the dataset, run and metrics.json go
 
@@ -356,8 +380,14 @@ class QuickstartConfig:
             bad("epochs", "a non-negative integer (0: fit the time budget)")
         if isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float)) or not self.minutes > 0:
             bad("minutes", "a positive number")
-        if not isinstance(self.bf16, bool):
-            bad("bf16", "true or false")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"one of {sorted(PRECISIONS)}")
+        from posenas_core.train.recipes import get_recipe
+
+        try:
+            get_recipe(self.recipe)
+        except ConfigError as err:
+            raise ConfigError(f"quickstart parameter recipe: {err}") from None
         from posenas_core.models.registry import load_spec
 
         load_spec(self.model)  # unknown preset / bad spec: SpecError or ConfigError naming it
@@ -365,6 +395,11 @@ class QuickstartConfig:
     @property
     def input_hw(self) -> tuple[int, int]:
         return parse_input_size(self.input_size)
+
+    @property
+    def bf16(self):
+        """train_on_dataset's bf16 argument: "auto", True or False."""
+        return PRECISIONS[self.precision]
 
     @property
     def train_epochs(self) -> int | str:
@@ -402,11 +437,10 @@ def load_exported(model_dir):
     """The network exported as MODEL_DIR/spec.json + MODEL_DIR/weights.pt (e.g. an evolution's best/), eval mode.
 
     CheckpointError when a file is missing or the weights do not fit the spec (naming the first mismatch)."""
-    import torch
-
     from posenas_core.errors import CheckpointError
     from posenas_core.genotype import spec_from_json
     from posenas_core.models.registry import build_model
+    from posenas_core.runs.io import read_torch_file
     from posenas_core.train.trainer import check_state_dict
 
     model_dir = Path(model_dir)
@@ -415,10 +449,9 @@ def load_exported(model_dir):
         if not f.is_file():
             raise CheckpointError(f"exported model {model_dir}: {f.name} is missing (need spec.json and weights.pt)")
     model = build_model(spec_from_json(spec_file.read_text(encoding="utf-8")))
-    try:
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{weights_file} is not a readable weights-only torch file: {e}") from None
+    state = read_torch_file(weights_file, what="weights file")  # one-line CheckpointError naming it
+    if not isinstance(state, dict):
+        raise CheckpointError(f"weights file {weights_file} holds a {type(state).__name__}, not a state dict")
     check_state_dict(model.state_dict(), state, str(weights_file))
     model.load_state_dict(state)
     return model.eval()

@@ -56,3 +56,44 @@ def test_every_sweep_file_loads_against_its_notebooks(sweep):
 
     s = load_sweep(sweep)
     assert s.runs and all((ROOT / r.notebook).is_file() or Path(r.notebook).is_file() for r in s.runs)
+
+
+# What JupyterLab writes when it saves a notebook: opening a shipped notebook must not mark it modified.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO_FIXED = {"name": "python", "mimetype": "text/x-python", "file_extension": ".py",
+                       "codemirror_mode": {"name": "ipython", "version": 3}, "nbconvert_exporter": "python",
+                       "pygments_lexer": "ipython3"}
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_shipped_notebooks_carry_jupyterlab_metadata(nb):
+    import re
+
+    d = json.loads(nb.read_text(encoding="utf-8"))
+    assert (d["nbformat"], d["nbformat_minor"]) == (4, 5)
+    assert d["metadata"]["kernelspec"] == KERNELSPEC
+    info = dict(d["metadata"]["language_info"])
+    version = info.pop("version")
+    assert info == LANGUAGE_INFO_FIXED and re.fullmatch(r"3\.\d+\.\d+", version), d["metadata"]["language_info"]
+    ids = [c.get("id") for c in d["cells"]]
+    assert all(isinstance(i, str) and re.fullmatch(r"[a-zA-Z0-9-_]{1,64}", i) for i in ids) and len(set(ids)) == len(ids)
+    # shipped clean: no outputs, no execution counts
+    for c in d["cells"]:
+        if c["cell_type"] == "code":
+            assert c["outputs"] == [] and c["execution_count"] is None, c["id"]
+
+
+def test_evopose_notebook_ancestor_parameter_takes_what_the_editor_sends():
+    """GenotypeEditor "send to notebook" -> the `ancestor` parameter (CLI or JSON) -> the evolution's ancestor."""
+    from posenas_core.runs.notebooks import check_parameters, coerce_cli_value
+    from posenas_core.spaces.evopose import ANCESTOR, GENOTYPE_S, EvoPoseSpec, genotype_to_str
+
+    from lab.evopose import spec_from_text
+
+    nb = ROOT / "notebooks" / "02_evopose2d.ipynb"
+    params = read_parameters(nb)
+    assert spec_from_text(params["ancestor"].default).genotype == ANCESTOR     # the default: today's ancestor
+    text = EvoPoseSpec(genotype=GENOTYPE_S).to_json()
+    for given in (text, genotype_to_str(GENOTYPE_S)):
+        value = check_parameters(nb, {"ancestor": coerce_cli_value(given, params["ancestor"])})["ancestor"]
+        assert value == given and spec_from_text(value).genotype == GENOTYPE_S

@@ -50,36 +50,35 @@ def test_evaluate_checkpoint_reads_input_size_from_run(demo):
     assert m["input_hw"] == [128, 96] and m["flip_test"] is False
 
 
-def test_auto_epochs_fit_the_budget(demo, tmp_path):
+def test_auto_epochs_need_a_budget(demo, tmp_path):
     out, _ = demo
-    # the budget's 5400 samples: 6 epochs over the first 900 persons, not 5 over 1000 (which idles 7%)
-    assert pipeline.schedule_for_budget(1000, minutes=1.0, img_per_s=100.0) == (6, 900)
-    assert pipeline.schedule_for_budget(1000, minutes=1.0, img_per_s=100.0, reserve=1 / 6) == (5, 1000)
-    assert pipeline.schedule_for_budget(10**6, minutes=1.0, img_per_s=1.0) == (1, 54)
-    ds = pipeline.make_dataset(pipeline.load_split(out / "synthpose", "train", train=True), (64, 64), train=True)
-    from posenas_core.models.registry import load_spec
-
-    assert pipeline.measure_train_speed(load_spec("baseline-resnet"), ds, batch_size=4, steps=2, warmup=1) > 0
     with pytest.raises(ConfigError, match="needs a time budget"):
         pipeline.train_on_dataset(data_dir=out / "synthpose", model="baseline-resnet", run_dir=tmp_path / "r",
                                   epochs="auto", max_minutes=None, validate=False)
 
 
-def test_auto_schedule_uses_a_subset_to_fill_the_budget_and_resume_keeps_it(demo, tmp_path, monkeypatch):
+def test_auto_schedule_fills_the_budget_and_resume_keeps_the_plan(demo, tmp_path, monkeypatch):
+    import posenas_core.machine as machine
+
     out, _ = demo
     n = len(pipeline.load_split(out / "synthpose", "train", train=True).records)
-    monkeypatch.setattr(pipeline, "measure_train_speed", lambda *a, **k: 10.0)
-    # budget: 0.9 * 0.1 min * 60 s * 10 img/s = 54 persons -> 1 epoch over the first 54 (of n > 54)
-    assert n > 54
+    fmt = {"bf16": False, "channels_last": False, "img_per_s": 10.0, "measured": {"fp32-nchw": 10.0},
+           "cpu": "test", "native_bf16": False}
+    monkeypatch.setattr(machine, "resolve_auto", lambda *a, **k: dict(fmt))
     kw = dict(data_dir=out / "synthpose", model="baseline-resnet", run_dir=tmp_path / "r", input_hw=(64, 64),
               epochs="auto", max_minutes=0.1, validate=False, progress=False, batch_size=16)
-    pipeline.train_on_dataset(**kw)
+    s = pipeline.train_on_dataset(**kw)
     info = json.loads((tmp_path / "r" / "pipeline.json").read_text())
-    assert (info["epochs"], info["train_persons"], info["calibrated_img_per_s"]) == (1, 54, 10.0)
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["epochs"] == 1
-    monkeypatch.setattr(pipeline, "measure_train_speed", lambda *a, **k: 1000.0)
-    s = pipeline.train_on_dataset(**kw)  # resuming: the schedule chosen first stands
-    assert (s["epochs"], s["train_persons"]) == (1, 54)
+    # first plan: 0.9 * 6 s * 10 img/s = 54 samples -> ceil(54 / n) epochs over all n persons
+    assert (info["epochs"], info["train_persons"], info["fill_budget"]) == (-(-54 // n), n, True)
+    assert info["format"] == fmt and info["recipe"] == "short-cpu"
+    train_cfg = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
+    assert train_cfg["fill_budget"] and train_cfg["max_minutes"] == 0.1 and train_cfg["base_lr"] == 2e-3
+    assert s["stop_reason"] in ("completed", "time_budget") and s["step"] >= 1
+    fmt["bf16"] = True   # resuming: the format and plan chosen first stand, whatever a new measurement says
+    s2 = pipeline.train_on_dataset(**kw)
+    info2 = json.loads((tmp_path / "r" / "pipeline.json").read_text())
+    assert info2["format"]["bf16"] is False and info2["epochs"] == info["epochs"]
 
 
 def test_missing_split_names_the_file(tmp_path):
@@ -108,7 +107,7 @@ def test_make_dataset_aug_and_sigma(demo):
 def test_run_info_records_sigma(demo):
     out, _ = demo
     info = pipeline.run_info(out / "run" / "checkpoints" / "last.pt")
-    assert info["sigma"] == 2.0 and info["input_hw"] == [128, 96] and info["aug"]["rotation_deg"] == 40.0
+    assert info["sigma"] == 2.0 and info["input_hw"] == [128, 96] and info["aug"]["rotation_deg"] == 15.0  # short-cpu
 
 
 def test_parse_input_size_and_quickstart_config_errors():
@@ -145,3 +144,55 @@ def test_load_exported_round_trip_and_errors(tmp_path):
     (tmp_path / "spec.json").unlink()
     with pytest.raises(CheckpointError, match="spec.json is missing"):
         load_exported(tmp_path)
+
+
+@pytest.fixture()
+def tiny_data(tmp_path):
+    from posenas_core.data.synthpose import write_synthpose
+
+    write_synthpose(tmp_path / "sp", 4, 2, 0, seed=1, progress=False)
+    return tmp_path / "sp"
+
+
+def _tiny_spec(head_channels: int = 16) -> str:
+    from posenas_core.spaces.evopose import EvoPoseSpec, genotype_from_str
+
+    g = genotype_from_str("k3b1c1s1-k3b1c1s2-k3b1c1s2-k3b1c1s2-k3b1c1s1-k3b1c1s2-k3b1c1s1")
+    return EvoPoseSpec(genotype=g, head_channels=head_channels).to_json()
+
+
+def test_resume_with_another_input_size_or_model_is_refused_before_anything_is_written(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    kw = dict(data_dir=tiny_data, model=_tiny_spec(), run_dir=run, input_hw=(64, 64), epochs=1, batch_size=2,
+              validate=False, progress=False, cache_mb=0)
+    pipeline.train_on_dataset(**kw)
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=rf"cannot resume {run}: it was started with input size 64x64, not 96x64; "
+                                          r"use the same values, --no-resume"):
+        pipeline.train_on_dataset(**{**kw, "input_hw": (96, 64)})
+    with pytest.raises(ConfigError, match=r"it was started with model .* \(spec field 'head_channels': 16, not 32\)"):
+        pipeline.train_on_dataset(**{**kw, "model": _tiny_spec(32)})
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()} == files
+    assert json.loads((run / "pipeline.json").read_text())["input_hw"] == [64, 64]
+    from posenas_core.models.registry import load_spec
+
+    pipeline.check_run_dir(run, load_spec(_tiny_spec(32)), (96, 64), resume=False)  # starting over: anything goes
+
+
+def test_training_refuses_a_missing_image_before_writing(tiny_data, tmp_path):
+    ann = json.loads((tiny_data / "annotations" / "person_keypoints_val.json").read_text())
+    im = ann["images"][0]
+    (tiny_data / "images" / im["file_name"]).write_bytes(b"not an image")
+    with pytest.raises(DataError, match=rf"person_keypoints_val.json: image id {im['id']} .*file_name "
+                                        rf"'{im['file_name']}' is not an image OpenCV can read"):
+        pipeline.train_on_dataset(data_dir=tiny_data, model=_tiny_spec(), run_dir=tmp_path / "run", input_hw=(64, 64),
+                                  epochs=1, batch_size=2, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_mean_pose_baseline_on_a_split_without_persons(tiny_data):
+    f = tiny_data / "annotations" / "person_keypoints_val.json"
+    ann = json.loads(f.read_text())
+    f.write_text(json.dumps({**ann, "annotations": []}))
+    with pytest.raises(DataError, match=r"person_keypoints_val.json: no persons: 2 images and 0 annotations"):
+        pipeline.mean_pose_baseline(tiny_data)

@@ -372,6 +372,14 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             f.seek(n - 2, 1)
 
 
+def no_persons_message(name: str, n_images: int, n_annotations: int, min_keypoints: int, kind: str = "") -> str:
+    """The DataError message of a split that gives no person record (shared with posetrack.py)."""
+    labelled = f" and >= {min_keypoints} labelled keypoint(s)" if min_keypoints > 0 else ""
+    return (f"{name}: no persons: {n_images} images and {n_annotations} annotations, none a {kind}person with a "
+            f"non-empty box{labelled}; a split to train or evaluate on needs at least one (allow_empty=True reads "
+            f"it anyway)")
+
+
 def _source_and_name(ann: Any, name: str | None, what: str) -> tuple[Any, str]:
     """(loaded data, display name) for a path or an in-memory object."""
     if isinstance(ann, (str, Path)):
@@ -560,7 +568,7 @@ def read_coco_keypoints(ann: str | Path | dict, image_root: str | Path | None = 
                         images: Mapping[str, np.ndarray] | None = None,
                         detections: str | Path | list | None = None,
                         det_score_thr: float = 0.0, min_keypoints: int = 1, include_crowd: bool = False,
-                        check_images: bool = False, name: str | None = None) -> PersonSet:
+                        check_images: bool = False, allow_empty: bool = False, name: str | None = None) -> PersonSet:
     """Read a COCO keypoint file (or loaded dict) into a `PersonSet`.
 
     With ground-truth boxes (``detections=None``): one record per person annotation with
@@ -574,6 +582,8 @@ def read_coco_keypoints(ann: str | Path | dict, image_root: str | Path | None = 
     (file_name relative to it) or the in-memory `images` mapping. `check_images=True` verifies that
     every image a record refers to exists now (otherwise the image source raises when loading).
     `name` overrides the display name used in messages (default: the file name).
+    Ground truth that gives no person record is a DataError unless `allow_empty` (nothing to train or
+    evaluate on); detections that give none are not (an empty prediction scores zero).
     """
     data, dname = _source_and_name(ann, name, "COCO annotation file")
     source = make_image_source(image_root, images)
@@ -605,6 +615,9 @@ def read_coco_keypoints(ann: str | Path | dict, image_root: str | Path | None = 
             records.append(PersonRecord(image_id=iid, file_name=imgs[iid]["file_name"], width=int(W[j]),
                                         height=int(H[j]), bbox=boxes[j], keypoints=kp[j], ann_id=int(A.ids[r]),
                                         score=1.0, area=float(A.area[r])))
+        if not records and not allow_empty:
+            raise DataError(no_persons_message(dname, len(imgs), len(A.ids), min_keypoints,
+                                               "" if include_crowd else "non-crowd "))
 
     if check_images:
         checked: set[str] = set()

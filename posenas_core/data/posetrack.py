@@ -59,6 +59,7 @@ from posenas_core.data.coco import (
     image_size,
     load_json,
     make_image_source,
+    no_persons_message,
     outside,
     sanitize_box,
     where,
@@ -145,14 +146,14 @@ def _labelled(im: Mapping, loc: str) -> bool:
 
 def read_posetrack(ann: str | Path | dict | list, image_root: str | Path | None = None, *,
                    images: Mapping[str, np.ndarray] | None = None, min_keypoints: int = 1,
-                   name: str | None = None) -> PersonSet:
+                   allow_empty: bool = False, name: str | None = None) -> PersonSet:
     """Read PoseTrack 2018 videos into one `PersonSet` (rules in the module docstring).
 
     `ann`: one video json, a directory of video jsons (read in sorted order), one video dict, a
     {video_name: video dict} mapping, or a list of paths / video dicts. Records carry ``video_id``,
     ``frame_index`` and ``track_id``; `.coco` merges all videos for the COCO evaluator (area = bbox area
     * 0.53 where 'area' is missing). file_name is relative to `image_root` (the dataset root for real
-    PoseTrack) or a key of `images`.
+    PoseTrack) or a key of `images`. Videos that give no person record are a DataError unless `allow_empty`.
     """
     videos = _collect(ann, name)
     source = make_image_source(image_root, images)
@@ -168,6 +169,7 @@ def read_posetrack(ann: str | Path | dict | list, image_root: str | Path | None 
     out_anns: list[dict] = []
     records: list[PersonRecord] = []
     sizes: dict[str, tuple[int, int] | None] = {}
+    n_annotations = 0
 
     for vid, vname, data in videos:
         check_top(data, vname)
@@ -214,6 +216,7 @@ def read_posetrack(ann: str | Path | dict | list, image_root: str | Path | None 
 
         # --- annotations (persons) ---
         video_ann_ids: dict[int, int] = {}
+        n_annotations += len(data["annotations"])
         for i, a in enumerate(data["annotations"]):
             loc = where(vname, "annotations", i, a)
             aid = get_int(a, "id", loc)
@@ -290,5 +293,7 @@ def read_posetrack(ann: str | Path | dict | list, image_root: str | Path | None 
             out_images.append({**fr["src"], "id": iid, "video": vid, "frame_index": fr["frame_index"],
                                "is_labeled": fr["labelled"], "width": fr["width"], "height": fr["height"]})
 
+    if not records and not allow_empty:
+        raise DataError(no_persons_message(set_name, len(out_images), n_annotations, min_keypoints))
     coco = {"images": out_images, "annotations": out_anns, "categories": categories}
     return PersonSet(records=records, coco=coco, image_source=source, keypoint_names=kp_names or (), name=set_name)

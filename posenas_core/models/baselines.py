@@ -117,6 +117,7 @@ class BaselineSpec(Spec):
     head_layers: int = 3                       # number of x2 deconvs
     head_kernel: int = 4                       # deconv kernel: 4, 3 or 2
     num_joints: int = 17                       # K heatmaps
+    head_skips: bool = False                   # add backbone features to the deconvs of their resolution (U-Net)
 
     def __post_init__(self):
         # Canonical number types: floats stay floats through JSON (1 -> 1.0), so equal specs hash equally.
@@ -153,6 +154,8 @@ class BaselineSpec(Spec):
         check_int(o, "head_layers", self.head_layers, 1, 5)
         check_choice(o, "head_kernel", self.head_kernel, sorted(DECONV_PADDING))
         check_int(o, "num_joints", self.num_joints, 1, 256)
+        if not isinstance(self.head_skips, bool):
+            raise SpecError(f"{o}.head_skips must be true or false, got {self.head_skips!r}")
         if not isinstance(self.stages, tuple) or not 1 <= len(self.stages) <= 12:
             raise SpecError(f"{o}.stages must be a list of 1 to 12 stage rows, got {self.stages!r}")
         for i, row in enumerate(self.stages):
@@ -328,9 +331,33 @@ class BaselineNet(nn.Module):
         make = _resnet_backbone if spec.backbone == "resnet" else _mbv3_backbone
         self.backbone, c = make(spec)
         self._init_backbone()
-        self.head = DeconvHead(c, spec.num_joints, spec.head_channels, spec.head_layers, spec.head_kernel)
         self.stride = spec.backbone_stride
         self.output_stride = spec.output_stride
+        # head_skips: deconv i outputs stride S / 2**(i+1); its skip is the deepest backbone part at that stride.
+        self._skip_from: list[int | None] = [None] * spec.head_layers
+        if spec.head_skips:
+            parts = self._part_shapes()
+            for i in range(spec.head_layers):
+                at = [j for j, (stride, _) in enumerate(parts) if stride == self.stride >> (i + 1)]
+                self._skip_from[i] = at[-1] if at else None
+            skip_channels = [None if j is None else parts[j][1] for j in self._skip_from]
+        else:
+            skip_channels = None
+        self.head = DeconvHead(c, spec.num_joints, spec.head_channels, spec.head_layers, spec.head_kernel,
+                               skip_channels=skip_channels)
+
+    def _part_shapes(self) -> list[tuple[int, int]]:
+        """(stride, channels) of each backbone part's output (stem, stages, final), from a dry run in eval mode."""
+        side = 2 * self.stride
+        x = torch.zeros(1, 3, side, side)
+        shapes = []
+        with torch.no_grad():
+            for part in self.backbone:
+                part.eval()
+                x = part(x)
+                part.train()
+                shapes.append((side // x.shape[-1], x.shape[1]))
+        return shapes
 
     def _init_backbone(self) -> None:
         for m in self.backbone.modules():
@@ -346,8 +373,14 @@ class BaselineNet(nn.Module):
         h, w = x.shape[-2], x.shape[-1]
         if h % self.stride or w % self.stride:
             raise ValueError(f"input size {h}x{w} must be a multiple of the backbone stride {self.stride}")
-        feats = self.backbone(x)            # (B, C, H/S, W/S), S = backbone stride (32)
-        return self.head(feats)             # (B, K, H/s, W/s)
+        if not self.spec.head_skips:
+            feats = self.backbone(x)        # (B, C, H/S, W/S), S = backbone stride (32)
+            return self.head(feats)         # (B, K, H/s, W/s)
+        outs = []
+        for part in self.backbone:          # stem, stages, final: each (B, C_j, H/S_j, W/S_j)
+            x = part(x)
+            outs.append(x)
+        return self.head(x, [None if j is None else outs[j] for j in self._skip_from])
 
 
 def build_baseline(spec: BaselineSpec) -> BaselineNet:

@@ -60,7 +60,7 @@ class DeconvHead(nn.Module):
     def __init__(self, in_channels: int, num_joints: int = 17, channels: int | Sequence[int] = 256,
                  num_layers: int = 3, kernels: int | Sequence[int] = 4, groups: int | Sequence[int] = 1,
                  activation: str = "relu", final_kernel: int = 1, bn_eps: float = 1e-5,
-                 bn_momentum: float = 0.1):
+                 bn_momentum: float = 0.1, skip_channels: Sequence[int | None] | None = None):
         super().__init__()
         widths = _per_layer(channels, num_layers, "channels")
         ks = _per_layer(kernels, num_layers, "kernels")
@@ -80,6 +80,14 @@ class DeconvHead(nn.Module):
             ]
             c = w
         self.deconv_layers = nn.Sequential(*layers) if layers else nn.Identity()
+        # U-Net-style skips: after deconv i, add a 1x1 conv + BN projection of a backbone feature of the
+        # same resolution with skip_channels[i] channels (None: no skip at that resolution).
+        skips = list(skip_channels or [None] * num_layers)
+        if len(skips) != num_layers:
+            raise ValueError(f"DeconvHead: skip_channels has {len(skips)} entries, expected num_layers={num_layers}")
+        self.laterals = nn.ModuleDict({
+            str(i): nn.Sequential(nn.Conv2d(cs, w, 1, bias=False), nn.BatchNorm2d(w, eps=bn_eps, momentum=bn_momentum))
+            for i, (cs, w) in enumerate(zip(skips, widths)) if cs is not None})
         self.final_layer = nn.Conv2d(c, num_joints, final_kernel, padding=final_kernel // 2, bias=True)
         self.out_channels = num_joints
         self.upsample_factor = 2 ** num_layers
@@ -95,6 +103,14 @@ class DeconvHead(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.deconv_layers(x)       # (B, C_L, h * 2**L, w * 2**L)
-        return self.final_layer(x)      # (B, K, h * 2**L, w * 2**L)
+    def forward(self, x: torch.Tensor, skips: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """x: (B, C, h, w); skips[i]: the backbone feature added after deconv i (laterals only)."""
+        if not len(self.laterals):
+            x = self.deconv_layers(x)       # (B, C_L, h * 2**L, w * 2**L)
+            return self.final_layer(x)      # (B, K, h * 2**L, w * 2**L)
+        layers = list(self.deconv_layers)
+        for i in range(len(layers) // 3):
+            x = layers[3 * i + 2](layers[3 * i + 1](layers[3 * i](x)))    # deconv -> BN -> act: x2 resolution
+            if str(i) in self.laterals:
+                x = x + self.laterals[str(i)](skips[i])
+        return self.final_layer(x)

@@ -13,6 +13,7 @@ Costs below: trainable params; MACs counted with FlopCounterMode / 2 (convolutio
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from pathlib import Path
 from typing import Callable
@@ -124,12 +125,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
+def _did_you_mean(name) -> str:
+    """' (did you mean 'baseline-resnet'?)' for a near miss of a preset name; '' otherwise."""
+    close = difflib.get_close_matches(str(name), list(PRESETS), n=3, cutoff=0.8)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
 def get_preset(name: str) -> Preset:
-    """The preset called `name`; ConfigError listing the known names otherwise."""
+    """The preset called `name`; ConfigError listing the known names (and the closest ones) otherwise."""
     try:
         return PRESETS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown model preset {name!r}; known presets: {sorted(PRESETS)}") from None
+        raise ConfigError(f"unknown model preset {name!r}{_did_you_mean(name)}; known presets: "
+                          f"{sorted(PRESETS)}") from None
 
 
 def load_spec(name_or_path: str | Path) -> Spec:
@@ -155,5 +163,5 @@ def load_spec(name_or_path: str | Path) -> Spec:
             return spec_from_dict(d)
         except SpecError as e:
             raise SpecError(f"spec file {path}: {e}") from None
-    raise ConfigError(f"{text!r} is neither a model preset (known: {sorted(PRESETS)}) nor an existing "
-                      f"spec JSON file")
+    raise ConfigError(f"{text!r} is neither a model preset{_did_you_mean(text)} nor an existing spec JSON file; "
+                      f"known presets: {sorted(PRESETS)}")

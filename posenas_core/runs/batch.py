@@ -31,7 +31,6 @@ parameters, and redoes failed runs and runs killed in flight (they have no run.j
 from __future__ import annotations
 
 import hashlib
-import html as htmlmod
 import itertools
 import json
 import os
@@ -438,65 +437,25 @@ def collect_runs(reports_root: str | os.PathLike = "reports"):
     return _frame(rows)
 
 
-_HTML_HEAD = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
-table {{ border-collapse: collapse; font-size: 13px; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
-th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; }}
-th:hover {{ background: #e0e0e0; }}
-tr:nth-child(even) {{ background: #fafafa; }}
-td.status-ok {{ color: #176f2c; font-weight: bold; }}
-td.status-failed {{ color: #b00020; font-weight: bold; }}
-</style>
-<script>
-function sortTable(th) {{
-  const table = th.closest("table"), body = table.tBodies[0];
-  const i = Array.from(th.parentNode.children).indexOf(th);
-  const asc = th.dataset.asc !== "1"; th.dataset.asc = asc ? "1" : "0";
-  const key = r => r.children[i].innerText;
-  const rows = Array.from(body.rows).sort((a, b) => {{
-    const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
-    const c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-    return asc ? c : -c;
-  }});
-  rows.forEach(r => body.appendChild(r));
-}}
-</script></head><body>
-<h2>{title}</h2>
-<p>{summary}. Click a column header to sort. Parameters are <code>params.*</code>, metrics <code>metrics.*</code>.</p>
-"""
-
-
 def _html_table(df) -> str:
-    cols = [c for c in df.columns if c not in LINK_COLUMNS + ["run_dir"]]
-    esc = htmlmod.escape
-    out = ["<table><thead><tr>"]
-    out += [f'<th onclick="sortTable(this)">{esc(c)}</th>' for c in cols + ["open"]]
-    out.append("</tr></thead><tbody>")
-    for _, row in df.iterrows():
-        out.append("<tr>")
-        for c in cols:
-            v = row[c]
-            text = "" if v is None or (isinstance(v, float) and v != v) else str(v)
-            cls = f' class="status-{esc(text)}"' if c == "status" else ""
-            out.append(f"<td{cls}>{esc(text)}</td>")
-        links = [f'<a href="{esc(row[c])}">{"html" if c.endswith("html") else "ipynb"}</a>'
-                 for c in LINK_COLUMNS if row[c]]
-        out.append(f"<td>{' '.join(links)}</td></tr>")
-    out.append("</tbody></table></body></html>\n")
-    return "".join(out)
+    """The headline table of index.html (see `posenas_core.runs.index_page.headline_table`)."""
+    from posenas_core.runs.index_page import headline_table
+
+    return headline_table(df)
 
 
 def write_index(batch_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Rebuild ``index.csv`` and ``index.html`` of a batch directory from its run.json files
-    (one row per run directory; links relative to the batch directory). Atomic writes."""
+    (one row per run directory; links relative to the batch directory). Atomic writes.
+
+    index.html (`posenas_core.runs.index_page`): a headline table (each run's link to its notebook.html on
+    the left, headline metrics rounded, wall time, status, the parameters that vary), a bar chart of a
+    metric per run and the runs' evolution fronts (plotly.js embedded once, offline), and every parameter
+    and metric in a collapsed table."""
+    from posenas_core.runs.index_page import index_page
+
     batch_dir = Path(batch_dir)
     df = collect_runs(batch_dir)
     csv_path = atomic_write_text(batch_dir / "index.csv", df.to_csv(index=False))
-    n_ok = int((df["status"] == "ok").sum()) if len(df) else 0
-    summary = f"{len(df)} runs: {n_ok} ok, {len(df) - n_ok} failed"
-    page = _HTML_HEAD.format(title=htmlmod.escape(f"Batch {batch_dir.name}"), summary=summary) + _html_table(df)
-    html_path = atomic_write_text(batch_dir / "index.html", page)
+    html_path = atomic_write_text(batch_dir / "index.html", index_page(df, batch_dir, f"Batch {batch_dir.name}"))
     return csv_path, html_path

@@ -17,8 +17,9 @@ papermill into a run directory::
     out_dir/notebook.ipynb   the executed notebook (also partially executed, for a failed run),
                              without the ~5 MB JavaScript bundle each anywidget (plotly FigureWidget)
                              stores in the saved widget state (`strip_widget_bundles`)
-    out_dir/notebook.html    its HTML export (so a failure is visible in a browser); plotly figures
-                             are drawn there with plotly.js embedded once, offline (`export_html`)
+    out_dir/notebook.html    its HTML export (so a failure is visible in a browser), readable offline:
+                             plotly figures drawn with plotly.js embedded once, every widget a static
+                             copy drawn from the saved widget state (`export_html`, `static_widgets`)
     out_dir/metrics.json     written by the notebook itself, if it wants to report metrics
     out_dir/run.json         {notebook, params, status, error, started, finished, duration_s,
                               metrics, files, ...}: written LAST and atomically, so a run killed in
@@ -427,6 +428,28 @@ def _kernel_python(kernel_name: str) -> str:
     return os.path.abspath(sys.executable) if argv0 in _PYTHON_NAMES else argv0
 
 
+def _kernel_encryption(kernel_name: str) -> str | None:
+    """jupyter_client's `KernelManager.transport_encryption` policy for our runs, None to leave it alone.
+
+    The kernel listens on TCP on 127.0.0.1, and ipykernel warns at every start (on the terminal of `posenas
+    run` / `batch`) that the channel is plain text unless the manager provisions CurveZMQ keys. So keys are
+    provisioned: "required" when the kernel runs this interpreter and its ipykernel declares Curve support
+    (our private kernelspec does not say so), else "auto" (when the kernelspec declares it). None when pyzmq
+    has no Curve or jupyter_client predates the option: the run goes on unencrypted, with the warning."""
+    import zmq
+    from jupyter_client import KernelManager
+
+    if not zmq.has("curve") or "transport_encryption" not in KernelManager.class_trait_names():
+        return None
+    try:
+        from ipykernel.kernelspec import get_kernel_dict
+
+        ours = "curve" in get_kernel_dict().get("metadata", {}).get("supported_encryption", [])
+    except Exception:  # no ipykernel here, or another version of it
+        ours = False
+    return "required" if ours and _kernel_python(kernel_name) == os.path.abspath(sys.executable) else "auto"
+
+
 # ----------------------------------------------------------------------------------------------
 # One run
 
@@ -599,55 +622,89 @@ def plotlyjs_html(source: str) -> str:
             f'<script type="text/javascript">{_script_safe(source)}</script>\n')
 
 
-def render_plotly_outputs(nb, plotlyjs: str | None) -> int:
-    """Give each output holding only a plotly figure (`PLOTLY_MIME`, which nbconvert "is not able to
-    represent") a ``text/html`` drawing it; in place, for the HTML export (the .ipynb is not changed).
-    plotly.js (`plotlyjs`, its source) goes into the first such output only: once per HTML file, before
-    every figure's script. Without `plotlyjs` each figure becomes a note saying plotly.js is missing.
-    Outputs that already have ``text/html`` are left alone. Returns the number of figures rendered."""
-    n = 0
+def render_static_outputs(nb, plotlyjs: str | None, *, widgets: bool = True) -> dict[str, int]:
+    """Give the outputs that nbconvert cannot draw offline a static ``text/html``; in place, for the HTML
+    export (the .ipynb is not changed). Cells are walked in order, in one pass:
+
+    - an output holding only a plotly figure (`PLOTLY_MIME`, which nbconvert "is not able to represent")
+      -> the figure drawn by plotly.js (outputs that already have ``text/html`` are left alone);
+    - with `widgets`, a widget view (`WIDGET_VIEW_MIME`, which needs the widget manager's JavaScript from a
+      CDN) -> a static copy of the widget drawn from the notebook's saved widget state
+      (`posenas_core.runs.static_widgets`; plotly ``FigureWidget`` views become plotly figures); the view mime
+      type is removed from the output.
+
+    plotly.js (`plotlyjs`, its source) goes in with the first figure only: once per HTML file, before every
+    figure's script. Without `plotlyjs` each figure becomes a note saying plotly.js is missing.
+    Returns ``{"figures", "widgets", "missing"}``: figures drawn (or noted), widget views rendered, and
+    views whose model was not saved in the notebook (they show a note)."""
+    from posenas_core.runs.static_widgets import WIDGET_VIEW_MIME, StaticWidgetRenderer, saved_widget_state
+
+    n_fig = 0
+
+    def figure(fig: dict, div_id: str) -> str:
+        nonlocal n_fig
+        n_fig += 1
+        if plotlyjs is None:
+            return ('<pre>[plotly figure not shown: plotly.js was not found when this HTML was exported '
+                    f'(plotly is not installed for {html_escape(sys.executable)})]</pre>')
+        return (plotlyjs_html(plotlyjs) if n_fig == 1 else "") + plotly_figure_html(fig, div_id)
+
+    renderer = StaticWidgetRenderer(saved_widget_state(nb), figure) if widgets else None
     for ci, cell in enumerate(nb.cells):
         for oi, out in enumerate(cell.get("outputs", []) if cell.get("cell_type") == "code" else []):
             data = out.get("data") or {}
-            fig = data.get(PLOTLY_MIME)
-            if not isinstance(fig, dict) or "text/html" in data:
+            if renderer is not None and WIDGET_VIEW_MIME in data:
+                data["text/html"] = renderer.render_view(data.pop(WIDGET_VIEW_MIME))
                 continue
-            if plotlyjs is None:
-                html = ('<pre>[plotly figure not shown: plotly.js was not found when this HTML was exported '
-                        f'(plotly is not installed for {html_escape(sys.executable)})]</pre>')
-            else:
-                html = (plotlyjs_html(plotlyjs) if n == 0 else "") + plotly_figure_html(fig, f"posenas-plotly-{ci}-{oi}")
-            data["text/html"] = html
-            n += 1
-    return n
+            fig = data.get(PLOTLY_MIME)
+            if isinstance(fig, dict) and "text/html" not in data:
+                data["text/html"] = figure(fig, f"posenas-plotly-{ci}-{oi}")
+    return {"figures": n_fig, "widgets": renderer.widgets if renderer else 0,
+            "missing": renderer.missing if renderer else 0}
+
+
+def render_plotly_outputs(nb, plotlyjs: str | None) -> int:
+    """`render_static_outputs` for plotly figures only (widget views are left as they are); returns the
+    number of figures rendered."""
+    return render_static_outputs(nb, plotlyjs, widgets=False)["figures"]
 
 
 def _export_html(ipynb_path, html_path) -> tuple[Path, list[str]]:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from posenas_core.runs.static_widgets import WIDGET_VIEW_MIME, is_plotly_figure_widget, saved_widget_state
+
     nb = nbformat.read(str(ipynb_path), as_version=4)
     warnings: list[str] = []
     strip_widget_bundles(nb)  # a notebook saved before stripping existed
-    has_fig = any(PLOTLY_MIME in (o.get("data") or {}) and "text/html" not in o.get("data")
-                  for c in nb.cells if c.get("cell_type") == "code" for o in c.get("outputs", []))
-    if has_fig:
-        js_path = plotlyjs_path()
-        plotlyjs = js_path.read_text(encoding="utf-8") if js_path else None
-        n = render_plotly_outputs(nb, plotlyjs)
-        if plotlyjs is None:
-            warnings.append(f"HTML export: {n} plotly figure(s) not drawn: plotly.js not found "
-                            f"(plotly is not installed for {sys.executable})")
+    outs = [o.get("data") or {} for c in nb.cells if c.get("cell_type") == "code" for o in c.get("outputs", [])]
+    has_fig = any(PLOTLY_MIME in d and "text/html" not in d for d in outs) or (
+        any(WIDGET_VIEW_MIME in d for d in outs) and any(map(is_plotly_figure_widget, saved_widget_state(nb).values())))
+    js_path = plotlyjs_path() if has_fig else None
+    plotlyjs = js_path.read_text(encoding="utf-8") if js_path else None
+    counts = render_static_outputs(nb, plotlyjs)
+    if plotlyjs is None and counts["figures"]:
+        warnings.append(f"HTML export: {counts['figures']} plotly figure(s) not drawn: plotly.js not found "
+                        f"(plotly is not installed for {sys.executable})")
+    if counts["missing"]:
+        warnings.append(f"HTML export: {counts['missing']} widget(s) not drawn: their state is not saved in "
+                        f"{Path(ipynb_path).name}")
+    # Every widget view is now static HTML: no widget manager (a script from a CDN, blank offline) and no
+    # copy of the saved state (images, figure data) in the page.
+    (nb.get("metadata") or {}).pop("widgets", None)
     body, _ = HTMLExporter().from_notebook_node(nb)
     return atomic_write_text(html_path, body), warnings
 
 
 def export_html(ipynb_path: str | os.PathLike, html_path: str | os.PathLike) -> Path:
-    """Export a (possibly partially executed) notebook to a standalone HTML file, atomically.
+    """Export a (possibly partially executed) notebook to a standalone HTML file, atomically, readable offline.
 
     plotly figures (`PLOTLY_MIME` outputs) are drawn with plotly.js embedded once (offline, ~4.8 MB
-    per file that has a figure; a note replaces them if plotly is not installed); widget code bundles
-    are left out (`strip_widget_bundles`)."""
+    per file that has a figure; a note replaces them if plotly is not installed); every widget is a static
+    copy drawn from the notebook's saved widget state (`render_static_outputs`,
+    `posenas_core.runs.static_widgets`): boxes, text, images, controls showing their values, plotly
+    ``FigureWidget`` views as figures; no widget manager script and no widget code bundle is in the page."""
     return _export_html(ipynb_path, html_path)[0]
 
 
@@ -707,6 +764,11 @@ def run_notebook(
         # papermill's own `cwd=` does os.chdir() for the whole process (unsafe with worker
         # threads); nbclient starts the kernel in resources.metadata.path instead.
         engine_kwargs["resources"] = {"metadata": {"path": str(Path(cwd).resolve())}}
+    encryption = _kernel_encryption(kernel)
+    if encryption is not None:
+        from traitlets.config import Config
+
+        engine_kwargs["config"] = Config({"KernelManager": {"transport_encryption": encryption}})
     try:
         papermill.execute_notebook(
             str(nb_path),

@@ -54,6 +54,9 @@ Candidate ids: 0 is the ancestor, child j of generation g is 1 + (g - 1) * lam +
 Resume: rows already in archive.jsonl are never recomputed; a candidate whose result.json exists (finished
 but not yet appended) is appended without training; a half-trained one continues from its last
 checkpoint (the trainer's exact resume). A torn last line of a jsonl file (kill during a write) is dropped.
+Data errors: the images are checked before a run (or a resume) writes anything (`data.checks.check_images`);
+an image that goes missing or corrupt while a candidate trains stops the run with a DataError naming it and
+the candidate, which is not recorded (the data is at fault, not the genotype): resume after the fix.
 """
 
 from __future__ import annotations
@@ -64,12 +67,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
 
-from posenas_core.errors import CheckpointError, ConfigError, PoseNASError, SpecError
+from posenas_core.errors import CheckpointError, ConfigError, DataError, PoseNASError, SpecError
 from posenas_core.runs.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
 from posenas_core.spaces.evopose import (
     ANCESTOR,
@@ -80,6 +82,9 @@ from posenas_core.spaces.evopose import (
     mutate,
     validate_genotype,
 )
+
+if TYPE_CHECKING:  # torch is imported where it is used: `posenas --help` builds this module's parser quickly
+    import torch
 
 __all__ = [
     "KIND", "ARCHIVE_FIELDS", "GENERATION_FIELDS", "PARAMS_METRICS", "EvolutionConfig", "fitness", "candidate_id",
@@ -371,6 +376,7 @@ def validation_loss(model: torch.nn.Module, dataset, batch_size: int = 32, chann
     """Masked heatmap MSE over a whole dataset: sum_items sum((pred - target)^2 * w) / (N * K * h * w), i.e.
     `trainer.heatmap_mse` of one batch holding every item (accumulated in float64). Eval mode, no grad; the
     model's training flag is restored."""
+    import torch
     from torch.utils.data import DataLoader
 
     was_training = model.training
@@ -429,7 +435,9 @@ def _load_data(config: EvolutionConfig) -> dict:
     return data
 
 
-def _check_data(config: EvolutionConfig) -> dict:
+def _check_data(config: EvolutionConfig, progress: bool = False) -> dict:
+    """The run's data (`_load_data`), refused before anything is written when it cannot be trained on:
+    too few persons, no validation person, or a missing / corrupt image (DataError naming it)."""
     data = _load_data(config)
     n = len(data["train"].records)
     if n < config.batch_size:
@@ -438,6 +446,10 @@ def _check_data(config: EvolutionConfig) -> dict:
     if not data["val_loss"].records:
         raise ConfigError(f"{config.data_dir}: the val split (max_val_images = {config.max_val_images}) has no "
                           f"person with a labelled joint: no validation loss")
+    from posenas_core.data.checks import check_images
+
+    for key in ("train", "val_ap" if config.compute_ap else "val_loss"):   # the images the run will read
+        check_images(data[key], progress=progress)
     return data
 
 
@@ -474,8 +486,12 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
     `config` is `EvolutionConfig.to_dict()` and `task` a `plan_children` item (the ancestor: parent None).
     Module-level and JSON-in / JSON-out so that Ray can run it. Idempotent: a finished candidate
     (candidates/<id>/result.json) is returned as stored, a half-trained one resumes from its checkpoint.
-    Training errors give a row with status "failed"; data and parent-checkpoint errors raise.
+    Training errors give a row with status "failed"; data errors (a missing or corrupt image) and
+    parent-checkpoint errors raise, leaving nothing recorded: they are not the candidate's fault, and a
+    resume after the fix continues the candidate from its last checkpoint.
     `on_validation(id, val_loss)` is called after each epoch's validation (for monitors and tests)."""
+    import torch
+
     from posenas_core.eval.profiler import count_macs, count_params
     from posenas_core.models.registry import build_model
     from posenas_core.pipeline import make_dataset
@@ -547,6 +563,8 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
             if cfg.compute_ap:
                 best_model, _ = load_checkpoint(best_path, expected_spec=spec)
                 row["ap"] = _candidate_ap(best_model, cfg, data)
+        except DataError as err:                                      # not recorded: see the docstring
+            raise DataError(f"candidate {cid} (generation {row['generation']}): {err}") from None
         except (CheckpointError, SpecError):
             raise
         except Exception as err:                                      # noqa: BLE001 - recorded in the archive
@@ -653,8 +671,8 @@ def run_evolution(config: EvolutionConfig, run_dir, *, executor: str = "sequenti
     if on_validation is not None and executor != "sequential":
         raise ConfigError("on_validation runs in the training process: only with executor='sequential'")
     run_dir = Path(run_dir)
+    _check_data(config, progress)                     # data errors before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_data(config)                               # data errors before anything is written
     ex = make_executor(executor, address=ray_address, num_cpus=ray_num_cpus, object_store_mb=ray_object_store_mb) \
         if executor == "ray" else make_executor(executor)
     try:
@@ -735,6 +753,11 @@ def run_evolution(config: EvolutionConfig, run_dir, *, executor: str = "sequenti
             pool = selection_pool(parents, [r["id"] for r in children], config.keep_ancestor)
             parents = select_parents(rows, pool, config.mu)
             finish_generation(g, children, parents, t_gen)
+    except DataError as err:   # e.g. an image gone or corrupt while a candidate trains: the data's fault
+        cause = getattr(err, "cause", err)     # a Ray task's error wraps the worker's DataError
+        raise DataError(f"{cause}; the evolution stopped without recording the candidate in training: fix the "
+                        f"data, then `posenas evolve resume {run_dir}` continues it from its last "
+                        f"checkpoint") from None
     finally:
         bar.close()
         ex.close()
@@ -760,19 +783,47 @@ def resume(run_dir, *, executor: str = "sequential", generations: int | None = N
 # ---------------------------------------------------------------------------------------------
 # command line: `posenas evolve run ...` / `posenas evolve resume RUN` (wired into posenas_core.cli)
 
-_CLI_FIELDS = {  # option -> (config field, type)
-    "--data": ("data_dir", str), "--input": ("input_size", str), "--lam": ("lam", int), "--mu": ("mu", int),
-    "--generations": ("generations", int), "--e0": ("e0", int), "--e": ("e", int), "--gamma": ("gamma", float),
-    "--target-params": ("target_params", float), "--ancestor": ("ancestor", str),
-    "--batch-size": ("batch_size", int), "--lr": ("base_lr", float), "--seed": ("seed", int),
-    "--params-metric": ("params_metric", str), "--max-train-samples": ("max_train_samples", int),
-    "--max-val-images": ("max_val_images", int), "--threads": ("torch_threads", int),
-    "--keep-checkpoints": ("keep_checkpoints", str), "--new-blocks": ("new_blocks", str),
+_CLI_FIELDS = {  # option -> (config field, type, help); the default is EvolutionConfig's (or --config's)
+    "--data": ("data_dir", str, "dataset root with train and val splits (e.g. SynthPose)"),
+    "--input": ("input_size", str, "network input HxW, multiples of 32"),
+    "--lam": ("lam", int, "children per generation (lambda)"),
+    "--mu": ("mu", int, "parents kept per generation (mu); lam must be a multiple of it"),
+    "--generations": ("generations", int, "generations after generation 0"),
+    "--e0": ("e0", int, "epochs of the ancestor (generation 0)"),
+    "--e": ("e", int, "epochs of each child after the weight transfer"),
+    "--gamma": ("gamma", float, "fitness exponent Gamma (negative: smaller networks win)"),
+    "--target-params": ("target_params", float, "parameter count T where the fitness equals the val loss"),
+    "--ancestor": ("ancestor", str, "generation 0's genotype as a short string (k3b1c2s1-...)"),
+    "--batch-size": ("batch_size", int, "training batch size"),
+    "--lr": ("base_lr", float, "Adam lr at batch 32 (scaled by batch / 32)"),
+    "--seed": ("seed", int, "run seed: mutations, training seeds and the train subset"),
+    "--params-metric": ("params_metric", str, f"parameter count in the fitness: one of {list(PARAMS_METRICS)}"),
+    "--max-train-samples": ("max_train_samples", int, "random subset of the training persons"),
+    "--max-val-images": ("max_val_images", int, "the first N val images for the loss and AP"),
+    "--threads": ("torch_threads", int, "torch threads per candidate (results depend on it)"),
+    "--keep-checkpoints": ("keep_checkpoints", str, "whose best.pt to keep: 'all' candidates, or the selection "
+                                                     "'pool' only"),
+    "--new-blocks": ("new_blocks", str, "a new block is a 'copy' of the module's last one, or 'identity'"),
 }
 
 
+def _default_of(field: str) -> str:
+    """'default 128x96' (EvolutionConfig's default of `field`, as the option is written) for the help."""
+    v = {f.name: f.default for f in dataclasses.fields(EvolutionConfig)}[field]
+    if v is dataclasses.MISSING:
+        return "required unless --config has it"
+    if field == "input_size":
+        return "default " + "x".join(map(str, v))
+    if field == "ancestor":
+        return "default " + genotype_to_str(v)
+    if v is None:
+        return "default all"
+    return f"default {v:g}" if isinstance(v, float) else f"default {v}"
+
+
 def _add_executor_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", choices=("sequential", "ray"), default="sequential")
+    p.add_argument("--executor", choices=("sequential", "ray"), default="sequential",
+                   help="evaluate the children of a generation in this process (default) or in parallel with Ray")
     p.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: start a local one)")
     p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -785,17 +836,20 @@ def add_evolve_parser(sub) -> argparse.ArgumentParser:
     r = esub.add_parser("run", help="start an evolution run (options override --config's fields)")
     r.add_argument("--out", type=Path, required=True, help="run directory")
     r.add_argument("--config", type=Path, default=None, help="EvolutionConfig JSON (e.g. a run's config.json)")
-    for opt, (field, typ) in _CLI_FIELDS.items():
-        r.add_argument(opt, dest=field, type=typ, default=None)
-    r.add_argument("--no-keep-ancestor", dest="keep_ancestor", action="store_const", const=False, default=None)
-    r.add_argument("--no-kernel-transfer", dest="kernel_transfer", action="store_const", const=False, default=None)
+    for opt, (field, typ, text) in _CLI_FIELDS.items():
+        r.add_argument(opt, dest=field, type=typ, default=None, help=f"{text} ({_default_of(field)})")
+    r.add_argument("--no-keep-ancestor", dest="keep_ancestor", action="store_const", const=False, default=None,
+                   help="drop the ancestor from the selection pool (the public code keeps it)")
+    r.add_argument("--no-kernel-transfer", dest="kernel_transfer", action="store_const", const=False, default=None,
+                   help="do not transfer depthwise kernels on kernel-only mutations")
     r.add_argument("--ap", dest="compute_ap", action="store_const", const=True, default=None,
                    help="COCO AP of every candidate (slower)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out if it exists")
     _add_executor_args(r)
     s = esub.add_parser("resume", help="continue a killed / finished run (optionally more generations)")
-    s.add_argument("run_dir", type=Path)
-    s.add_argument("--generations", type=int, default=None)
+    s.add_argument("run_dir", type=Path, help="the run directory (holds config.json)")
+    s.add_argument("--generations", type=int, default=None,
+                   help="extend the run to this many generations (default: the stored number)")
     _add_executor_args(s)
     return e
 
@@ -818,7 +872,7 @@ def cmd_evolve(a: argparse.Namespace) -> dict:
                 raise ConfigError(f"--config {a.config}: not valid JSON ({err})") from None
             if not isinstance(fields, dict):
                 raise ConfigError(f"--config {a.config}: expected a JSON object of EvolutionConfig fields")
-        names = [f for f, _ in _CLI_FIELDS.values()] + ["keep_ancestor", "kernel_transfer", "compute_ap"]
+        names = [f for f, *_ in _CLI_FIELDS.values()] + ["keep_ancestor", "kernel_transfer", "compute_ap"]
         fields.update({k: getattr(a, k) for k in names if getattr(a, k) is not None})
         out = run_evolution(EvolutionConfig.from_dict(fields), a.out, executor=a.executor, resume=a.resume,
                             progress=not a.quiet, **ray_kw)

@@ -49,6 +49,16 @@ kernel padded together with a channel change gets the child's random border. `ke
 (default) centre-crops / zero-pads those kernels too.
 
 Stats count state-dict tensors (buffers included): {"copied", "partial", "from_last_block", "random"}.
+
+    report = transfer_report(parent_spec, child_spec)            # what the transfer does, per layer (shapes only)
+
+`transfer_report` says, for every layer of the child (a conv, transposed conv or BN: the state-dict keys
+up to their last dot), what the rules above do to it, from the two specs alone (shapes on the "meta"
+device, no weights): "copied" (same shape), "cropped" (the child takes a slice / centre crop of the
+parent's tensor), "padded" (the parent's tensor fills the leading channels / the centre of a larger
+kernel), "cropped+padded" (both, in different dims: e.g. fewer channels and a larger kernel), "new" (a
+block the parent's module lacks: taken from its last block), "init" (left at the child's fresh init);
+and the parent layers the child drops ("dropped": the blocks of a blocks-1 mutation).
 """
 
 from __future__ import annotations
@@ -62,7 +72,7 @@ from torch import nn
 from posenas_core.errors import CheckpointError, SpecError
 from posenas_core.spaces.evopose import EvoPoseSpec
 
-__all__ = ["transfer_weights", "transfer_state", "source_key"]
+__all__ = ["transfer_weights", "transfer_state", "source_key", "transfer_report", "TRANSFER_ACTIONS"]
 
 _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(\d+)\.(.+)$")
 
@@ -214,3 +224,85 @@ def transfer_weights(parent: nn.Module, child: nn.Module, *, kernel_transfer: bo
                                   kernel_transfer=kernel_transfer, new_blocks=new_blocks)
     child.load_state_dict(state)
     return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# What a transfer does, per layer (for teaching figures; the transfer itself does not use this)
+
+TRANSFER_ACTIONS = ("copied", "cropped", "padded", "cropped+padded", "new", "init", "dropped")
+
+
+def _fit_kind(parent_shape: tuple, child_shape: tuple, kernel_transfer: bool) -> str:
+    """`_fit`'s outcome from the shapes alone: 'copied' | 'cropped' | 'padded' | 'cropped+padded' | 'init'."""
+    if tuple(parent_shape) == tuple(child_shape):
+        return "copied"
+    if len(parent_shape) != len(child_shape):
+        return "init"
+    if len(child_shape) == 4 and tuple(parent_shape[:2]) == tuple(child_shape[:2]) and not kernel_transfer:
+        return "init"                                           # the public code's gap (see `_fit`)
+    smaller = any(c < p for p, c in zip(parent_shape, child_shape))
+    larger = any(c > p for p, c in zip(parent_shape, child_shape))
+    return "cropped+padded" if smaller and larger else "cropped" if smaller else "padded"
+
+
+def _layer_of(key: str) -> str:
+    return key.rsplit(".", 1)[0] if "." in key else key
+
+
+def transfer_report(parent_spec: EvoPoseSpec, child_spec: EvoPoseSpec, *, kernel_transfer: bool = True,
+                    new_blocks: str = "copy") -> list[dict]:
+    """What `transfer_state` does to each layer of the child, from the specs alone (see the module doc).
+
+    One dict per layer, the child's layers in state-dict order, then the parent's dropped layers:
+    {"layer": "blocks.2.0.dw.conv", "source": the parent layer it is taken from (None for "init" /
+    "dropped"), "parent_shape": the source's weight shape (a tuple; None when there is no source),
+    "child_shape": the child's weight shape (None for "dropped"), "action": one of `TRANSFER_ACTIONS`,
+    "tensors": {"copied", "partial", "from_last_block", "random"}: the layer's state-dict tensors by the
+    kind `transfer_state` counts them as (their sum over layers is its stats)}. The shape shown is that of
+    the layer's "weight" tensor (a BN's weight, bias and running statistics share it). A "new" layer is
+    one of a block the parent's module lacks, whatever its fit (with new_blocks="identity" its projection
+    BN is then zeroed)."""
+    if new_blocks not in NEW_BLOCKS:
+        raise SpecError(f"weight transfer: new_blocks = {new_blocks!r} is not allowed; choose one of {list(NEW_BLOCKS)}")
+    _check_specs(parent_spec, child_spec)
+    pshapes, cshapes = _reference_shapes(parent_spec), _reference_shapes(child_spec)
+    parent_blocks = _blocks_per_module(parent_spec)
+    layers: dict[str, dict] = {}
+    used_sources: set[str] = set()
+    for key, cshape in cshapes.items():
+        src_key, from_last = source_key(key, parent_blocks)
+        if src_key in pshapes:
+            kind = _fit_kind(pshapes[src_key], cshape, kernel_transfer)
+            counted = "random" if kind == "init" else "from_last_block" if from_last else \
+                "copied" if kind == "copied" else "partial"
+            used_sources.add(_layer_of(src_key))
+        else:
+            kind, counted = "init", "random"
+        name = _layer_of(key)
+        row = layers.setdefault(name, {"layer": name, "source": None, "parent_shape": None, "child_shape": None,
+                                       "action": None, "tensors": {"copied": 0, "partial": 0, "from_last_block": 0,
+                                                                   "random": 0},
+                                       "_kinds": {}, "_new": False})
+        row["tensors"][counted] += 1
+        row["_kinds"][key.rsplit(".", 1)[-1]] = (kind, src_key if src_key in pshapes else None, cshape)
+        row["_new"] = row["_new"] or (from_last and kind != "init")
+    out = []
+    for name, row in layers.items():
+        kinds = row.pop("_kinds")
+        new = row.pop("_new")
+        kind, src, cshape = kinds.get("weight", next(iter(kinds.values())))
+        row["child_shape"] = tuple(cshape)
+        if src is not None and kind != "init":
+            row["source"] = _layer_of(src)
+            row["parent_shape"] = tuple(pshapes[src])
+        elif src is not None:
+            row["parent_shape"] = tuple(pshapes[src])
+        row["action"] = "new" if new else kind
+        out.append(row)
+    for name in dict.fromkeys(_layer_of(k) for k in pshapes):     # parent layers the child has no use for
+        if name in layers or name in used_sources:
+            continue
+        shape = pshapes.get(f"{name}.weight", next(v for k, v in pshapes.items() if _layer_of(k) == name))
+        out.append({"layer": name, "source": None, "parent_shape": tuple(shape), "child_shape": None,
+                    "action": "dropped", "tensors": {"copied": 0, "partial": 0, "from_last_block": 0, "random": 0}})
+    return out

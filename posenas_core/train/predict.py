@@ -11,10 +11,19 @@ horizontally flipped crop: x -> w-1-x plus the left/right channel swap, no shift
 Result score (SimpleBaseline / mmpose rescoring): box score (`dataset.records[i].score`) x the mean of the
 joint scores above `kpt_score_thr` (0.2); when no joint passes the threshold the mean is taken as 0, so
 such an uncertain person ranks last (as mmpose does) rather than first.
+
+    fn = heatmap_fn_from_checkpoint("runs/r1/checkpoints/last.pt", val_set, (128, 96))
+    PoseViewer(val_set, kps, heatmap_fn=fn, input_size_hw=(128, 96))     # lab: the heatmap toggle works
+
+`heatmap_fn_from_model` / `heatmap_fn_from_checkpoint` give the PoseViewer's `heatmap_fn(index) -> (K, h, w)`:
+the model's heatmaps of person `person_set.records[index]` on its val-mode crop (the box the viewer
+draws the heatmap on: `box_to_center_size(bbox, input_hw, 1.25)`), one person per call.
 """
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,7 +36,7 @@ from posenas_core.data.geometry import apply_affine, invert_affine
 from posenas_core.data.keypoints import FLIP_INDEX
 from posenas_core.eval.coco_eval import evaluate_keypoints, make_results
 
-__all__ = ["predict", "make_val_fn"]
+__all__ = ["predict", "make_val_fn", "heatmap_fn_from_model", "heatmap_fn_from_checkpoint"]
 
 
 def _is_channels_last(model: nn.Module) -> bool:
@@ -96,3 +105,57 @@ def make_val_fn(dataset, gt_coco, **predict_kwargs) -> Callable[[nn.Module], dic
         return evaluate_keypoints(gt_coco, results, **eval_kwargs)
 
     return val_fn
+
+
+def heatmap_fn_from_model(model: nn.Module, person_set, input_hw: Sequence[int], *, flip_test: bool = False,
+                          flip_index: Sequence[int] = FLIP_INDEX) -> Callable[[int], np.ndarray]:
+    """`fn(index) -> (K, h, w)` float32: `model`'s heatmaps of `person_set.records[index]` (the PoseViewer's
+    `heatmap_fn`).
+
+    The person is cropped as for evaluation (`TopDownDataset(train=False)`: its box aspect-corrected to
+    `input_hw` (H, W) and enlarged 1.25, no augmentation); h, w = H / s, W / s for the model's output stride
+    s. `flip_test` averages with the un-flipped heatmaps of the flipped crop, as `predict` does. Each call
+    runs the model in eval mode without gradients (its training flag is restored) on the device of its
+    parameters; calls are serialised by a lock (a widget may call from a callback thread). IndexError for
+    an index outside the records."""
+    from posenas_core.data.codec import HeatmapCodec
+    from posenas_core.data.dataset import TopDownDataset
+    from posenas_core.errors import ConfigError
+
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"heatmap_fn_from_model needs a torch model (nn.Module), got {type(model).__name__}")
+    hw = tuple(int(v) for v in input_hw)
+    stride = getattr(model, "output_stride", None) or getattr(getattr(model, "spec", None), "output_stride", None) or 4
+    if hw[0] % int(stride) or hw[1] % int(stride):
+        raise ConfigError(f"input size {hw[0]}x{hw[1]} is not a multiple of the model's output stride {stride}")
+    ds = TopDownDataset(person_set.records, person_set.image_source, hw, codec=HeatmapCodec(hw, int(stride)),
+                        train=False, flip_index=flip_index)
+    lock = threading.Lock()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+
+    def heatmap_fn(index: int) -> np.ndarray:
+        image = ds[int(index)]["image"][None].to(device)                   # (1, 3, H, W)
+        with lock:
+            was_training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    heat = model(image).float()                              # (1, K, h, w)
+                    if flip_test:
+                        heat_f = model(torch.flip(image, dims=[-1])).float()
+                        heat = 0.5 * (heat + flip_back(heat_f, flip_index))
+            finally:
+                model.train(was_training)
+        return heat[0].cpu().numpy().astype(np.float32)                     # (K, h, w)
+
+    return heatmap_fn
+
+
+def heatmap_fn_from_checkpoint(checkpoint, person_set, input_hw: Sequence[int], *, flip_test: bool = False,
+                               map_location="cpu") -> Callable[[int], np.ndarray]:
+    """`heatmap_fn_from_model` of the model a trainer checkpoint stores (rebuilt from its spec,
+    `trainer.load_checkpoint`); CheckpointError if the file is missing or unreadable."""
+    from posenas_core.train.trainer import load_checkpoint
+
+    model, _ = load_checkpoint(Path(checkpoint), map_location=map_location)
+    return heatmap_fn_from_model(model, person_set, input_hw, flip_test=flip_test)

@@ -69,6 +69,7 @@ class TrainConfig:
     base_lr: float = 1e-3                  # Adam lr at batch 32 (SimpleBaseline); scaled by batch_size / 32
     warmup_epochs: float = 0.5             # linear per-step warm-up keeps early Adam steps from blowing up BN
     min_lr_ratio: float = 0.0              # cosine ends at min_lr_ratio * lr (EvoPose2D decays to 0)
+    lr_schedule: str = "cosine"            # "cosine" (EvoPose2D) or "step" (SimpleBaseline: x0.1 at 90/140, 120/140)
     weight_decay: float = 0.0              # L2 on conv kernels only; SimpleBaseline uses none (EvoPose2D ~2e-5)
     grad_clip: float | None = None         # max grad norm; None = off (Adam with warm-up rarely needs it)
     bf16: bool = False                     # CPU autocast: ~1.7x faster for dense convs (baseline-resnet*), slower for MBConv at 128x96
@@ -80,11 +81,12 @@ class TrainConfig:
     val_every: int = 1                     # epochs between validations (val_fn), and always after the last
     ckpt_every_steps: int | None = 200     # mid-epoch checkpoints (~1 min of CPU work); None = epoch ends only
     max_minutes: float | None = None       # time budget of this call; stop + checkpoint after the step past it
+    fill_budget: bool = False              # re-plan the steps from the measured speed to end at max_minutes (of the run)
     progress: bool = True                  # tqdm.auto progress bar
 
     # Fields that change the weight trajectory: a resumed run must use the same values.
     TRAJECTORY_FIELDS = ("epochs", "batch_size", "base_lr", "warmup_epochs", "min_lr_ratio", "weight_decay",
-                         "grad_clip", "bf16", "channels_last", "drop_last", "seed")
+                         "grad_clip", "bf16", "channels_last", "drop_last", "seed", "fill_budget", "lr_schedule")
 
     def __post_init__(self):
         def need(name: str, ok: bool, allowed: str):
@@ -103,10 +105,11 @@ class TrainConfig:
         need("warmup_epochs", is_num(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs,
              f"a number in [0, epochs={self.epochs}]")
         need("min_lr_ratio", is_num(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "a number in [0, 1]")
+        need("lr_schedule", self.lr_schedule in ("cosine", "step"), "'cosine' or 'step'")
         need("weight_decay", is_num(self.weight_decay) and self.weight_decay >= 0, "a number >= 0")
         need("grad_clip", self.grad_clip is None or (is_num(self.grad_clip) and self.grad_clip > 0),
              "null or a number > 0")
-        for name in ("bf16", "channels_last", "drop_last", "progress"):
+        for name in ("bf16", "channels_last", "drop_last", "progress", "fill_budget"):
             need(name, isinstance(getattr(self, name), bool), "true or false")
         need("num_workers", is_int(self.num_workers) and self.num_workers >= 0, "an integer >= 0")
         need("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0")
@@ -116,6 +119,8 @@ class TrainConfig:
              or (is_int(self.ckpt_every_steps) and self.ckpt_every_steps >= 1), "null or an integer >= 1")
         need("max_minutes", self.max_minutes is None or (is_num(self.max_minutes) and self.max_minutes > 0),
              "null or a number > 0")
+        need("fill_budget", not self.fill_budget or self.max_minutes is not None,
+             "true only with a time budget (max_minutes)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,14 +167,21 @@ def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
     return (diff * diff * weight.float()[:, :, None, None]).mean()
 
 
-def lr_at(step: int, total_steps: int, warmup_steps: int, peak_lr: float, min_lr_ratio: float = 0.0) -> float:
+STEP_MILESTONES = (90 / 140, 120 / 140)   # SimpleBaseline: lr x0.1 at epochs 90 and 120 of 140
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak_lr: float, min_lr_ratio: float = 0.0,
+          schedule: str = "cosine") -> float:
     """Learning rate of optimizer step `step` (0-based).
 
     Warm-up: peak * (step + 1) / warmup_steps for step < warmup_steps (so the first step is not wasted);
-    then cosine from peak (at step == warmup_steps) to min_lr_ratio * peak (at step == total_steps - 1).
+    then "cosine": from peak (at step == warmup_steps) to min_lr_ratio * peak (at step == total_steps - 1);
+    or "step": peak x 0.1 for each of `STEP_MILESTONES` (fractions of total_steps) passed.
     """
     if step < warmup_steps:
         return peak_lr * (step + 1) / warmup_steps
+    if schedule == "step":
+        return peak_lr * 0.1 ** sum(step >= m * total_steps for m in STEP_MILESTONES)
     span = max(1, total_steps - 1 - warmup_steps)
     t = min(1.0, (step - warmup_steps) / span)
     lo = min_lr_ratio * peak_lr
@@ -225,14 +237,13 @@ def _reference_state(spec: Spec) -> dict:
 
 
 def _read_checkpoint(path: Path, map_location="cpu") -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt file, or something that is not weights-only
-        raise CheckpointError(f"checkpoint {path} is not a readable weights-only torch file: {e}") from None
+    from posenas_core.runs.io import read_torch_file
+
+    ckpt = read_torch_file(path, what="checkpoint", map_location=map_location)  # one-line CheckpointError
     if not isinstance(ckpt, dict) or "spec" not in ckpt or "model" not in ckpt:
-        raise CheckpointError(f"checkpoint {path} lacks the 'spec' and 'model' entries of a PoseNAS checkpoint")
+        kind = f"a dict with keys {sorted(map(str, ckpt))[:5]}" if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"checkpoint {path} is {kind}, not a PoseNAS checkpoint (a dict with 'spec' and "
+                              f"'model' entries, as `posenas train` writes)")
     return ckpt
 
 
@@ -350,8 +361,9 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
             raise CheckpointError(f"cannot resume {last_path}: it was trained with a different spec "
                                   f"({_spec_mismatch(stored_spec, spec)}); use resume=False or a new run_dir")
         old = ckpt.get("config", {})
+        defaults = TrainConfig().to_dict()       # fields added later keep their default in older checkpoints
         for name in TrainConfig.TRAJECTORY_FIELDS:
-            if old.get(name) != getattr(config, name):
+            if old.get(name, defaults[name]) != getattr(config, name):
                 raise ConfigError(f"cannot resume {last_path}: it was trained with {name}={old.get(name)!r}, "
                                   f"but the config has {name}={getattr(config, name)!r}; use the same value, "
                                   f"resume=False or a new run_dir")
@@ -364,6 +376,7 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
         optimizer.load_state_dict(ckpt["optimizer"])
         _set_rng_state(ckpt["rng"])
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
+        total_steps = int(ckpt.get("total_steps", total_steps))
         best, last_val, prev_elapsed = ckpt.get("best"), ckpt.get("last_val"), float(ckpt.get("elapsed_s", 0.0))
         # Drop log lines written after this checkpoint (work lost in the kill): they will be redone.
         kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= step]
@@ -388,6 +401,7 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
             "steps_per_epoch": spe,
+            "total_steps": total_steps,
             "rng": _rng_state(),
             "best": best,
             "last_val": last_val,
@@ -406,7 +420,7 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
             best = {"metric": metric, "value": float(val[metric]), "epoch": epoch, "step": step}
             save(best_path)
 
-    if epoch >= config.epochs:
+    if step >= total_steps:
         return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, "already_complete", best,
                            last_val, None, time.perf_counter() - t_call, elapsed())
 
@@ -418,24 +432,32 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
     win_loss, win_steps, win_imgs, win_t0 = 0.0, 0, 0, time.perf_counter()
     last_loss = None
     budget_s = config.max_minutes * 60 if config.max_minutes else None
+    planner = _BudgetPlanner(budget_s, val_fn is not None, elapsed(), step) if config.fill_budget else None
+
+    def over_budget() -> bool:
+        if budget_s is None:
+            return False
+        # fill_budget: the budget is the run's (resumed calls included); otherwise this call's.
+        return (elapsed() if planner else time.perf_counter() - t_call) > budget_s
+
     try:
-        while epoch < config.epochs:
+        while step < total_steps:
             if hasattr(train_set, "set_epoch"):
                 train_set.set_epoch(epoch)
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch)))
             indices = perm[step_in_epoch * bs: spe * bs].tolist()      # drops the tail when drop_last
             loader = DataLoader(train_set, batch_size=bs, sampler=indices, num_workers=config.num_workers,
                                 generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch, step_in_epoch)))
-            over_budget = False
+            stop = None
             for batch in loader:
                 images = batch["image"]                                 # (B, 3, H, W)
                 if config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
-                lr = lr_at(step, total_steps, warmup_steps, peak_lr, config.min_lr_ratio)
+                lr = lr_at(step, total_steps, warmup_steps, peak_lr, config.min_lr_ratio, config.lr_schedule)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                    pred = model(images)                                # (B, K, H/4, W/4)
+                    pred = model(images)                                # (B, K, h, w)
                 loss = heatmap_mse(pred, batch["target"], batch["target_weight"])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -452,33 +474,71 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
                 if step % config.log_every == 0 or step_in_epoch == spe:
                     now = time.perf_counter()
                     last_loss = win_loss / win_steps
+                    if planner is not None:
+                        total_steps = planner.replan(step, elapsed(), total_steps)
+                        bar.total = total_steps
                     append_jsonl(metrics_path, {"step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
                                                 "img_per_s": win_imgs / max(now - win_t0, 1e-9),
-                                                "time": elapsed(), "wall": time.time()})
+                                                "total_steps": total_steps, "time": elapsed(), "wall": time.time()},
+                                 fsync=False)     # a resume rewrites the log up to its checkpoint anyway
                     bar.set_postfix(loss=f"{last_loss:.3g}", lr=f"{lr:.2g}")
                     win_loss, win_steps, win_imgs, win_t0 = 0.0, 0, 0, now
-                over_budget = budget_s is not None and time.perf_counter() - t_call > budget_s
+                if over_budget():
+                    stop = "time_budget"
+                elif step >= total_steps:
+                    stop = "completed"
                 if step_in_epoch < spe:
-                    if over_budget:
+                    if stop:
                         break
                     if config.ckpt_every_steps and step % config.ckpt_every_steps == 0:
                         save(last_path)
-            if over_budget and step_in_epoch < spe:        # stopped mid-epoch
-                stop_reason = "time_budget"
+            if stop and step_in_epoch < spe:                    # stopped mid-epoch
+                stop_reason = stop
                 if val_fn is not None:
-                    validate()
+                    planner.validate(validate) if planner else validate()
                 save(last_path)
                 break
             epoch += 1
             step_in_epoch = 0
-            if val_fn is not None and (epoch % config.val_every == 0 or epoch == config.epochs or over_budget):
-                validate()
+            if val_fn is not None and (epoch % config.val_every == 0 or stop):
+                planner.validate(validate) if planner else validate()
             save(last_path)
             win_t0 = time.perf_counter()        # throughput windows exclude validation and saving
-            if over_budget and epoch < config.epochs:
-                stop_reason = "time_budget"
+            if stop:
+                stop_reason = stop
                 break
     finally:
         bar.close()
     return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, stop_reason, best, last_val,
                        last_loss, time.perf_counter() - t_call, elapsed())
+
+
+class _BudgetPlanner:
+    """Re-plans the total number of steps so that the schedule ends when the run's time budget does.
+
+    Speed = steps per second over the recent past (the last max(60 s, 30% of the elapsed time)), wall time
+    included (checkpoints, validations), so a machine that slows down or speeds up mid-run moves the end
+    of the cosine schedule with it; a reserve covers the final validation and checkpoint."""
+
+    def __init__(self, budget_s: float, validating: bool, elapsed_s: float, step: int):
+        self.budget_s = budget_s
+        self.reserve_s = (0.04 if validating else 0.02) * budget_s
+        self.history: list[tuple[float, int]] = [(elapsed_s, step)]   # (elapsed s, step) at the start and re-plans
+
+    def validate(self, validate: Callable[[], None]) -> None:
+        """Run `validate`, keeping 1.5x its duration in reserve for the final validation."""
+        t0 = time.perf_counter()
+        validate()
+        self.reserve_s = max(self.reserve_s, 1.5 * (time.perf_counter() - t0))
+
+    def replan(self, step: int, elapsed_s: float, total_steps: int) -> int:
+        """The new total number of steps (>= step: == step means stop now)."""
+        horizon = max(60.0, 0.3 * elapsed_s)
+        recent = [(t, s) for t, s in self.history if elapsed_s - t <= horizon] or self.history[-1:]
+        self.history = recent + [(elapsed_s, step)]
+        t0, s0 = recent[0]
+        if step <= s0 or elapsed_s <= t0:
+            return max(total_steps, step)
+        rate = (step - s0) / (elapsed_s - t0)
+        left = self.budget_s - self.reserve_s - elapsed_s - 2.0 / rate     # two steps' slack for a hiccup
+        return step + max(0, int(left * rate))

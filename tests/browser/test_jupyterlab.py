@@ -18,7 +18,7 @@ import time
 import pytest
 
 TINY = {"n_train": 24, "n_val": 6, "difficulty": "default", "input_size": "128x96", "model": "baseline-resnet",
-        "epochs": 1, "minutes": 0.05, "bf16": True, "seed": 0}
+        "epochs": 1, "minutes": 0.05, "precision": "fp32", "seed": 0}
 RUN_TIMEOUT_S = 150  # papermill runs the tiny notebook in ~20 s
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]

@@ -425,3 +425,27 @@ def test_posetrack_errors(tmp_path):
     empty.mkdir()
     raises(lambda: read_posetrack(empty), "no *.json", "empty")
     raises(lambda: read_posetrack({"vidA": [1]}), "'vidA'", "list")
+
+
+# ------------------------------------------------------------------------------------------- empty splits
+
+def test_a_split_without_persons_is_a_data_error_naming_the_file(tmp_path):
+    d = coco_dict()
+    d["annotations"] = [a for a in d["annotations"] if a["id"] in (12, 13)]  # no keypoints / crowd only
+    p = write_json(tmp_path / "person_keypoints_val.json", d)
+    msg = raises(lambda: read_coco_keypoints(p), "person_keypoints_val.json: no persons: 2 images and 2 annotations",
+                 "non-crowd person", ">= 1 labelled keypoint(s)")
+    assert len(msg.splitlines()) == 1
+    assert [r.ann_id for r in read_coco_keypoints(p, min_keypoints=0).records] == [12]
+    assert read_coco_keypoints(p, allow_empty=True).records == []
+    d["images"], d["annotations"] = [], []
+    raises(lambda: read_coco_keypoints(write_json(p, d), min_keypoints=0), "no persons: 0 images and 0 annotations")
+    # detections that give no person are an empty prediction (scored 0), not an error
+    assert read_coco_keypoints(coco_dict(), detections=[]).records == []
+
+    v = video("000009", 10000090000, 1000009000000)
+    for a in v["annotations"]:
+        a["keypoints"] = []
+    f = write_json(tmp_path / "000009_mpii.json", v)
+    raises(lambda: read_posetrack(f), "000009_mpii.json: no persons: 4 images and 8 annotations")
+    assert len(read_posetrack(f, allow_empty=True).coco["images"]) == 4

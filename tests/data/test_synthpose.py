@@ -41,6 +41,15 @@ def test_same_seed_same_bytes_on_disk_and_different_seed_differs(tmp_path):
     assert fc["images/val/000000000001.jpg"] != fa["images/val/000000000001.jpg"]
 
 
+def test_parallel_generation_writes_the_same_files(tmp_path):
+    # 70 images = 3 chunks of at most 32, on 2 spawned processes: byte-identical to one process.
+    m1 = write_synthpose(tmp_path / "one", 70, 1, seed=3, config=TINY, progress=False, workers=1)
+    m2 = write_synthpose(tmp_path / "two", 70, 1, seed=3, config=TINY, progress=False, workers=2)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two") and m1 == m2
+    with pytest.raises(ConfigError, match="workers must be an integer >= 1"):
+        write_synthpose(tmp_path / "bad", 1, 1, progress=False, workers=0)
+
+
 def test_an_image_does_not_depend_on_how_many_are_generated():
     c2, i2 = generate_images(2, 3, "val")
     c4, i4 = generate_images(4, 3, "val")

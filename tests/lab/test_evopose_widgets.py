@@ -68,8 +68,12 @@ def test_edits_change_spec_stats_and_diagram(editor):
     expect = EvoPoseSpec(genotype=tuple(map(tuple, g)))
     assert ed.spec == expect
     assert ed.stats_dict["params"] == sum(p.numel() for p in build_evopose(expect).parameters())
-    bars, res = ed.diagram.data
+    bars, res = ed.diagram.data[:2]
     assert list(bars.x) == ["stem"] + [f"module {m}" for m in range(1, 8)] + ["head"]
+    # the block row below: 2 + 2 + 2 + 3 + 3 + 4 + 1 blocks (module 1 has two now), kernels as text
+    blocks = next(t for t in ed.diagram.data if t.name == "blocks")
+    assert list(blocks.text) == ["k3"] * 9 + ["k5"] * 7 + ["k3"]
+    assert list(ed.block_df["label"][:3]) == ["1.1", "1.2", "2.1"] and len(ed.block_df) == 17
     assert list(bars.y) == [32, 16, 24, 40, 80, 112, 192, 160, 17]
     # resolution after each stage at 256x192 (stride 2 stem, modules 2-4 and 6), head x8 up
     assert list(res.y) == [128, 128, 64, 32, 16, 16, 8, 8, 64]
@@ -145,6 +149,76 @@ def test_json_notebook_and_file_round_trip(editor, tmp_path):
     ed.path_text.value = str(tmp_path / "missing.json")
     ed.load_file_button.click()
     assert "does not exist" in ed.validation.value
+
+
+def test_a_stale_error_banner_clears_after_a_successful_action(editor, tmp_path):
+    ed = editor
+    ed.set_spec(EvoPoseSpec(genotype=GENOTYPE_S), (256, 192))
+    ed.path_text.value = ""
+    ed.save_button.click()                                   # no path: the banner shows
+    assert "no file path given" in ed.validation.value
+    ed.path_text.value = str(tmp_path / "s.json")
+    ed.save_button.click()                                   # a successful save clears it
+    assert ed.validation.value == "" and "saved" in ed.file_status.value
+    ed.path_text.value = str(tmp_path / "missing.json")
+    ed.load_file_button.click()
+    assert "does not exist" in ed.validation.value
+    ed.notebook_button.click()                               # so does any other successful action
+    assert ed.validation.value == "" and ed.notebook_text.value == ed.spec.to_json()
+    ed.json_text.value = "{not json"
+    ed.load_button.click()
+    assert "invalid" in ed.validation.value
+    ed.to_json_button.click()
+    assert ed.validation.value == ""
+    # with an invalid genotype in the controls, a failed action's banner gives way to the controls' problem
+    ed.stride[4].value = 2
+    ed.stride[5].value = 2                                   # modules 5 and 6 both stride 2
+    problem = ed.validation.value
+    assert not ed.valid and "network stride 64" in problem
+    ed.notebook_button.disabled = False                      # (disabled while invalid; a script may call it)
+    ed.notebook_button.click()                               # refused: the controls are invalid
+    assert "cannot send" in ed.validation.value
+    ed.json_text.value = "{not json"
+    ed.load_button.click()
+    ed.path_text.value = str(tmp_path / "s.json")
+    ed.load_file_button.click()                              # a good file: loaded, the genotype is valid again
+    assert ed.valid and ed.validation.value == ""
+    ed.stride[4].value, ed.stride[5].value = 2, 2
+    ed.json_text.value = "{not json"
+    ed.load_button.click()
+    assert "invalid" in ed.validation.value and "SpecError" in ed.validation.value
+    ed.kernel[0].value = 5                                   # an edit re-validates: the controls' problem only
+    assert ed.validation.value == problem
+    ed.set_spec(EvoPoseSpec(genotype=GENOTYPE_S), (256, 192))
+    assert ed.valid and ed.validation.value == "" and ed.errors.errors == []
+    ed.preset.value = "evopose2d-s"
+    ed.preset_button.click()                                 # loading a preset fixes everything
+    assert ed.valid and ed.validation.value == "" and ed.errors.errors == []
+
+
+def test_send_to_notebook_leads_to_the_evolutions_ancestor(editor):
+    """The editor's text is what the EvoPose2D notebook's `ancestor` parameter takes, and it becomes the
+    evolution's starting genotype (`spec_from_text` -> EvolutionConfig.ancestor)."""
+    from posenas_core.search.evolution import EvolutionConfig
+
+    from lab.evopose import spec_from_text
+
+    ed = editor
+    ed.set_spec(EvoPoseSpec(genotype=ANCESTOR), (128, 96))
+    ed.kernel[0].value = 5
+    ed.blocks[6].value = 2
+    text = ed.notebook_button.click() or ed.notebook_text.value
+    geno = genotype_to_str(ed.spec.genotype)
+    assert "ancestor = editor.to_notebook()" in ed.notebook_hint.value and geno in ed.notebook_hint.value
+    assert ed.notebook_command == f"posenas run notebooks/02_evopose2d.ipynb -p ancestor {geno} --out reports/evo-mine"
+    for given in (text, geno):                               # the JSON or the genotype string
+        cfg = EvolutionConfig(data_dir="data/synth", ancestor=spec_from_text(given).genotype)
+        assert cfg.ancestor == ed.spec.genotype
+    assert spec_from_text("evopose2d-ancestor").genotype == ANCESTOR
+    with pytest.raises(SpecError, match="not an EvoPose2D genotype"):
+        spec_from_text("baseline-resnet")
+    with pytest.raises(SpecError, match="no spec given"):
+        spec_from_text("  ")
 
 
 def test_compound_scaled_preset_and_scaling_switch(editor):

@@ -220,3 +220,37 @@ def test_display_delegates_to_widget(person_set):
     bundle = v._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == v.widget.model_id
     assert "t&lt;b&gt;" in v.title.value
+
+
+def test_heatmaps_of_a_model_through_the_core_heatmap_fn(person_set):
+    """`posenas_core.train.predict.heatmap_fn_from_model` plugs into the viewer: the toggle is enabled and
+    shows the model's maps of the person's crop (a stub model: the crop's green channel pooled 4x, so the
+    maps are hot on the lower half of each image, where the fixture paints green)."""
+    import torch
+    from torch import nn
+
+    from posenas_core.train.predict import heatmap_fn_from_model
+
+    class GreenModel(nn.Module):
+        output_stride = 4
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return nn.functional.avg_pool2d(x[:, 1:2], 4).repeat(1, 17, 1, 1) * self.w
+
+    fn = heatmap_fn_from_model(GreenModel(), person_set, (64, 48))
+    v = PoseViewer(person_set, heatmap_fn=fn, input_size_hw=(64, 48))
+    assert not v.heatmap_toggle.disabled
+    plain = v.image_widget.value
+    v.heatmap_toggle.value = True
+    assert v.image_widget.value != plain and v.errors.errors == []
+    hm = v.heatmaps(v.index)
+    assert hm.shape == (17, 16, 12) and np.allclose(hm, fn(v.index))
+    assert hm[0, -4:].mean() > hm[0, :4].mean() + 1.0           # green (lower) half of the crop is hot
+    assert "16x12 map" in v.info.value
+    v.view_toggle.value = "crop"
+    v.index = 3
+    assert v.errors.errors == [] and v.heatmaps(3).shape == (17, 16, 12)

@@ -78,6 +78,35 @@ def test_stride2_head_with_per_layer_widths():
     assert s16.output_stride == 2 and build_model(s16)(torch.zeros(1, 3, 64, 48)).shape == (1, 17, 32, 24)
 
 
+@pytest.mark.parametrize("backbone", ["baseline-resnet-s2", "baseline-mbv3"])
+def test_head_skips_add_backbone_features_of_the_same_resolution(backbone):
+    base = PRESETS[backbone].spec
+    spec = base.replace(head_skips=True)
+    assert spec_from_json(spec.to_json()) == spec and base.head_skips is False
+    model, plain = build_model(spec), build_model(base)
+    x = torch.randn(2, 3, 128, 96)
+    # each lateral maps a backbone part's output to its deconv's width, at that deconv's resolution
+    feats, h = {}, x
+    for j, part in enumerate(model.backbone):
+        h = part(h)
+        feats[j] = h
+    for i, j in enumerate(model._skip_from):
+        if j is None:
+            assert str(i) not in model.head.laterals
+            continue
+        lat = model.head.laterals[str(i)]
+        assert lat[0].in_channels == feats[j].shape[1]
+        assert feats[j].shape[-1] == 96 // (model.stride >> (i + 1))
+    assert len(model.head.laterals) >= 2
+    y = model(x)
+    assert y.shape == plain(x).shape and torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.laterals.parameters())
+    # the plain network's state dict is unchanged (old checkpoints load), the skip one adds the laterals only
+    extra = set(model.state_dict()) - set(plain.state_dict())
+    assert set(plain.state_dict()) < set(model.state_dict()) and all(k.startswith("head.laterals.") for k in extra)
+
+
 def test_baseline_resnet_preset_cost():
     """The small ResNet preset is meant to cost 0.4-0.8 GMACs at 256x192 (FlopCounterMode / 2)."""
     model = build_model(PRESETS["baseline-resnet"].spec)
@@ -153,6 +182,7 @@ def test_input_not_multiple_of_stride_is_rejected():
     ({"head_layers": 4, "head_channels": (64, 64, 64, 4)}, "head_channels[3]"),
     ({"stages": ()}, "stages"),
     ({"head_layers": 2}, "backbone stride must be one of [16, 8]"),
+    ({"head_skips": 1}, "head_skips must be true or false"),
 ])
 def test_spec_validation_names_the_field(changes, field):
     with pytest.raises(SpecError, match=field.replace("[", r"\[").replace("]", r"\]")):

@@ -4,13 +4,15 @@ One test executes notebooks (5 kernel starts: 3 runs with 2 workers, then a resu
 """
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from posenas_core.errors import ConfigError
-from posenas_core.runs.batch import collect_runs, load_sweep, make_run_id, run_batch
+from posenas_core.runs import index_page as ip
+from posenas_core.runs.batch import collect_runs, load_sweep, make_run_id, run_batch, write_index
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "compute.ipynb").resolve()
 
@@ -156,6 +158,11 @@ grid:
     page = (batch / "index.html").read_text()
     assert 'href="a-2/notebook.html"' in page and 'class="status-failed"' in page
     assert "3 runs: 2 ok, 1 failed" in page
+    # no known headline metric (AP, ...) here: the first numeric metrics lead, then wall time, status, and
+    # the parameters that differ between runs
+    head = _headers(page, "headline")
+    assert head[:5] == ["run", "loss.train", "loss.val", "y", "wall time"] and head[5:] == ["status", "a", "fail"]
+    assert page.count("window.PlotlyConfig") == 1 and 'id="runs-bar"' in page  # y per run
 
     # resume: ok runs are skipped, the failed one is redone, and one whose run.json is missing
     # (killed in flight) is redone too
@@ -193,3 +200,133 @@ def test_collect_runs_single_and_empty(tmp_path):
     assert (r["run_id"], r["params.a"], r["params.tags"], r["metrics.ap"], r["metrics.per_joint.nose"]) == (
         "single", 1, "[1, 2]", 0.5, 0.9)
     assert r["notebook_html"] == ""
+
+
+# ---------------------------------------------------------------- index.html (hand-written run records, no kernel)
+
+
+def _soup(page: str):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(page, "html.parser")
+
+
+def _headers(page: str, table_id: str) -> list[str]:
+    return [th.get_text(strip=True) for th in _soup(page).find("table", id=table_id).find("thead").find_all("th")]
+
+
+def _rows(page: str, table_id: str) -> list[list]:
+    return [tr.find_all("td") for tr in _soup(page).find("table", id=table_id).find("tbody").find_all("tr")]
+
+
+def _figures(page: str) -> dict:
+    """{div id: figure JSON} of the page's plotly figures."""
+    out = {}
+    for div_id, body in re.findall(r'<div id="([^"]+)" class="plotly-graph-div".*?newPlot\(el, (\{.*?\})\);', page, re.S):
+        out[div_id] = json.loads(body)
+    return out
+
+
+SPEC = json.dumps({"kind": "evopose2d", "genotype": [[3, 1, 2, 1]] * 7, "head_channels": 128})
+
+
+def _record(params: dict, metrics: dict, status: str = "ok", duration: float = 83.24, error=None) -> dict:
+    return {"notebook": "notebooks/02_evopose2d.ipynb", "params": params, "status": status, "error": error,
+            "started": "2026-11-28T23:05:01.123+00:00", "finished": "2026-11-28T23:06:24+00:00",
+            "duration_s": duration, "metrics": metrics, "files": []}
+
+
+def make_batch(root: Path) -> Path:
+    """A batch directory of three EvoPose2D-like runs (two with an evolution archive) and a failed one."""
+    batch = root / "evo-sweep"
+    for i, gamma in enumerate([0.0, -0.07]):
+        d = batch / f"gamma-{gamma}"
+        (d / "evolution").mkdir(parents=True)
+        metrics = {"AP": 0.123456 + i / 10, "coco": {"AP": 0.123456 + i / 10, "AP50": 0.4567891},
+                   "pck@0.2": 0.27272727, "best_val_loss": 0.0437173097, "best_params": 3673949,
+                   "best_macs": 42161024, "best_genotype": "k3b1c2s1-" * 7, "candidates": 3}
+        (d / "run.json").write_text(json.dumps(_record({"gamma": gamma, "lam": 2, "spec": SPEC}, metrics)))
+        (d / "notebook.html").write_text("<html>run</html>")
+        (d / "notebook.ipynb").write_text("{}")
+        rows = [{"id": k, "generation": k // 2, "genotype": f"g{k}", "macs": 40e6 + 1e6 * k * (1 + i),
+                 "val_loss": 0.05 - 0.002 * k + 0.003 * (k == 2), "ap": None, "status": "ok"} for k in range(4)]
+        rows.append({"id": 9, "macs": 1.0, "val_loss": None, "status": "failed"})  # not drawn
+        (d / "evolution" / "archive.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = batch / "gamma--0.2"
+    d.mkdir()
+    err = {"ename": "RuntimeError", "evalue": "out of memory", "cell_index": 7, "exec_count": 5, "traceback": ""}
+    (d / "run.json").write_text(json.dumps(_record({"gamma": -0.2, "lam": 2, "spec": SPEC}, {}, "failed", 7.25, err)))
+    return batch
+
+
+def test_index_page_headline_links_rounding_and_charts(tmp_path):
+    batch = make_batch(tmp_path)
+    _, html_path = write_index(batch)
+    page = html_path.read_text()
+    assert "3 runs: 2 ok, 1 failed" in page
+    # headline first: the run (link), the headline metrics, wall time, status, then what the sweep varies
+    assert _headers(page, "headline") == ["run", "AP", "AP50", "PCK@0.2", "val loss", "params (M)", "GMACs",
+                                          "wall time", "status", "gamma"]
+    rows = {r[0].get_text().removesuffix(" ipynb"): r for r in _rows(page, "headline")}
+    assert list(rows) == ["gamma--0.07", "gamma--0.2", "gamma-0.0"]  # by run directory
+    ok = rows["gamma-0.0"]
+    assert ok[0].find("a")["href"] == "gamma-0.0/notebook.html"
+    assert [a["href"] for a in ok[0].find_all("a")] == ["gamma-0.0/notebook.html", "gamma-0.0/notebook.ipynb"]
+    assert [c.get_text() for c in ok[1:]] == ["0.123", "0.457", "0.273", "0.04372", "3.67", "0.042", "1m 23s",
+                                             "ok", "0"]
+    assert ok[1].find("span")["data-v"] == "0.123456"  # sorted by the exact value
+    bad = rows["gamma--0.2"]
+    assert bad[0].find("a") is None and bad[0].get_text() == "gamma--0.2"  # no notebook.html: no link
+    assert [c.get_text() for c in bad[1:7]] == [""] * 6 and bad[7].get_text() == "7.2s"
+    status = bad[8].find("span")
+    assert status["class"] == ["status-failed"] and status["title"] == "RuntimeError: out of memory (cell 7, In [5])"
+    # every column in the collapsed details table; long values cut, the full value in a tooltip
+    details = _soup(page).find("details")
+    assert details is not None and details.find("table", id="details") is not None and not details.has_attr("open")
+    heads = _headers(page, "details")
+    assert heads[0] == "run" and "params.spec" in heads and "metrics.best_genotype" in heads
+    spec_cell = _rows(page, "details")[2][heads.index("params.spec")]
+    assert spec_cell.find("span")["title"] == SPEC and len(spec_cell.get_text()) == ip.CUT_DETAILS
+    assert _rows(page, "details")[2][heads.index("metrics.best_params")].get_text() == "3,673,949"
+    # charts: plotly.js embedded once (offline), before the figures
+    assert page.count("window.PlotlyConfig") == 1 and not re.search(r"<script[^>]+src=", page)
+    assert page.index("window.PlotlyConfig") < page.index('id="runs-bar"') < page.index('id="runs-fronts"')
+    figs = _figures(page)
+    bar = figs["runs-bar"]
+    assert [t["name"] for t in bar["data"]] == ["AP", "AP50", "PCK@0.2", "val loss", "params (M)", "GMACs",
+                                                 "wall time (min)"]
+    assert bar["data"][0]["x"] == ["gamma--0.07", "gamma--0.2", "gamma-0.0"]
+    assert bar["data"][0]["y"] == [pytest.approx(0.223456), None, pytest.approx(0.123456)]
+    assert [t["visible"] for t in bar["data"]] == [True] + [False] * 6
+    assert len(bar["layout"]["updatemenus"][0]["buttons"]) == 7
+    fronts = figs["runs-fronts"]
+    names = [t["name"] for t in fronts["data"]]
+    assert names == ["gamma--0.07", "gamma--0.07 front", "gamma-0.0", "gamma-0.0 front"]
+    cands, front = fronts["data"][2], fronts["data"][3]
+    assert len(cands["x"]) == 4 and cands["x"][0] == pytest.approx(0.040)  # GMACs; the failed row left out
+    assert front["x"] == pytest.approx([0.040, 0.041, 0.043])  # candidate 2 is dominated by candidate 1
+    assert "updatemenus" not in fronts["layout"]  # no AP in these archives: val loss only
+
+
+def test_index_page_without_plotly_and_without_runs(tmp_path, monkeypatch):
+    from posenas_core.runs import notebooks
+
+    batch = make_batch(tmp_path)
+    monkeypatch.setattr(notebooks, "plotlyjs_path", lambda: None)
+    page = write_index(batch)[1].read_text()
+    assert "charts not shown: plotly.js was not found" in page and "PlotlyConfig" not in page
+    assert _headers(page, "headline")[0] == "run"  # the tables stand
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    page = write_index(empty)[1].read_text()
+    assert "0 runs: 0 ok, 0 failed" in page and "<table" not in page
+
+
+def test_index_helpers():
+    assert ip.fmt_duration(7.25) == "7.2s" and ip.fmt_duration(83.2) == "1m 23s" and ip.fmt_duration(4000) == "1h 07m"
+    assert ip.fmt_duration(None) == "" and ip.fmt_number(3673949) == "3,673,949"
+    assert ip.fmt_number(3673949, ".2f", 1e-6) == "3.67" and ip.fmt_number(0.0437173097) == "0.04372"
+    assert ip.fmt_number(float("nan")) == "" and ip.fmt_number(True) == "True"
+    pts = [(1.0, 0.5, "a"), (2.0, 0.4, "b"), (2.5, 0.45, "c"), (3.0, 0.3, "d"), (0.5, 0.9, "e")]
+    assert [k for *_, k in ip.pareto_front(pts)] == ["e", "a", "b", "d"]
+    assert [k for *_, k in ip.pareto_front(pts, maximize=True)] == ["e"]

@@ -43,3 +43,49 @@ def test_jsonl_corrupt_middle_line_raises(tmp_path):
     p.write_text('{"i": 0}\nnot json\n{"i": 2}\n')
     with pytest.raises(json.JSONDecodeError):
         read_jsonl(p)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path, umask, mode):
+    import os
+    import stat
+    import tempfile
+
+    from posenas_core.runs.io import atomic_torch_save, atomic_write_text, new_file_mode
+
+    old = os.umask(umask)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=tmp_path)  # the cause: mkstemp makes 0o600 files whatever the umask
+        os.close(fd)
+        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
+        assert new_file_mode() == mode
+        for path in (atomic_write_text(tmp_path / "a.json", "{}"), atomic_torch_save(tmp_path / "w.pt", {"x": 1})):
+            assert stat.S_IMODE(path.stat().st_mode) == mode, path
+    finally:
+        os.umask(old)
+
+
+def test_gitignore_ignores_notebook_checkpoints():
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().split()
+    assert ".ipynb_checkpoints/" in lines
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"\x00garbage bytes, not a torch file", "not a torch file"),
+    (b"", "not a readable torch file (EOFError)"),
+])
+def test_read_torch_file_errors_are_one_line(tmp_path, content, needle):
+    from posenas_core.errors import CheckpointError
+    from posenas_core.runs.io import read_torch_file
+
+    p = tmp_path / "bad.pt"
+    p.write_bytes(content)
+    with pytest.raises(CheckpointError) as e:
+        read_torch_file(p, what="weights file")
+    msg = str(e.value)
+    assert msg.startswith(f"weights file {p}: ") and needle in msg
+    assert len(msg.splitlines()) == 1 and "weights_only" not in msg
+    with pytest.raises(CheckpointError, match="weights file not found: "):
+        read_torch_file(tmp_path / "none.pt", what="weights file")

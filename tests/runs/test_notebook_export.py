@@ -5,6 +5,7 @@ Hand-made notebooks (no kernel) except one run_notebook test; the browser test o
 tests/browser/test_html_export.py.
 """
 
+import base64
 import importlib.util
 import json
 import re
@@ -129,8 +130,9 @@ def test_export_draws_plotly_figures_with_plotlyjs_once(tmp_path):
     assert figs[1]["layout"]["title"]["text"] == "</script><script>alert(1)</script>"
     assert "<script>alert(1)" not in html
     assert 'id="own-html"' in html and html.count("Plotly.newPlot") == 2
-    # widget code is left out of the export too (nbconvert embeds the widget state)
-    assert "x" * 20_000 not in html and "widget not shown" in html
+    # widget code is left out of the export too, and the saved widget state with it (no widget is shown
+    # here; a shown one becomes static HTML), so there is no widget manager loading from a CDN either
+    assert "x" * 20_000 not in html and WIDGET_STATE_MIME not in html and "html-manager" not in html
     assert len(plotlyjs) < len(html) < len(plotlyjs) + 400_000  # nbconvert's page ~300 kB
 
 
@@ -190,3 +192,141 @@ def test_run_notebook_strips_widget_code_and_draws_figures(tmp_path):
     assert (tmp_path / "run" / "notebook.ipynb").stat().st_size < 10_000
     html = (tmp_path / "run" / "notebook.html").read_text()
     assert html.count("window.PlotlyConfig") == 1 and html.count("Plotly.newPlot(el,") == 1
+
+
+# ---------------------------------------------------------------- widgets: static copies from the saved state
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+                    "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082")  # 1x1 px
+
+
+def widgets_notebook(path: Path) -> Path:
+    """A notebook showing real ipywidgets / a plotly FigureWidget, with the widget state exactly as the
+    kernel's widget manager serializes it (binary buffers base64 in `buffers`), as papermill saves it."""
+    import ipywidgets as W
+    import numpy as np
+    import plotly.graph_objects as go
+
+    out = W.Output()
+    out.outputs = ({"output_type": "stream", "name": "stdout", "text": "printed in the output widget\n"},
+                   {"output_type": "display_data", "metadata": {},
+                    "data": {"text/html": "<b id='in-output'>html in output</b>", "text/plain": "x"}})
+    fig = go.FigureWidget(go.Scatter(x=np.array([1.0, 2.0, 3.0], np.float32), y=[3, 1, 2], mode="markers"))
+    viewer = W.VBox([
+        W.HTML("<h3 id='title'>Viewer <i>title</i></h3>"),
+        W.HBox([W.Button(icon="chevron-left", layout=W.Layout(width="38px")),
+                W.IntSlider(value=4, min=0, max=8, description="person"),
+                W.Dropdown(options=["a.jpg", "b.jpg"], value="b.jpg", description="image"),
+                W.ToggleButtons(options=["full image", "crop"], value="crop"),
+                W.Checkbox(value=True, description="heatmaps <x>")]),
+        W.HBox([W.Image(value=PNG, format="png", width=40, height=40), W.Label("a <label>")]),
+        W.FloatProgress(value=0.5, min=0, max=1, bar_style="success", description="progress"),
+        W.Text(value="spec.to_json()", description="send"),
+        W.Textarea(value="{\"a\": 1}"),
+        W.HBox([W.HTML("hidden part")], layout=W.Layout(display="none")),
+        W.Accordion([W.HTML("<i>config body</i>")], titles=("config.json",)),
+        W.Tab([W.HTML("tab one"), W.HTML("tab two")], titles=("one", "two"), selected_index=1),
+        W.VBox([fig], layout=W.Layout(flex="1 1 480px", border="1px solid red")),
+        out,
+        W.ColorPicker(value="red"),
+    ])
+    state = W.Widget.get_manager_state(drop_defaults=False, widgets=None)
+    view = {"version_major": 2, "version_minor": 0, "model_id": viewer.model_id}
+    nb = new_notebook(cells=[
+        new_code_cell("viewer", outputs=[new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": view, "text/plain": "VBox(...)"})]),
+        new_code_cell("fig.show()", outputs=[new_output("display_data", data={PLOTLY_MIME: fig_bundle("mime", [1])})]),
+        new_code_cell("lost", outputs=[new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {**view, "model_id": "0" * 32}, "text/plain": "lost"})]),
+    ])
+    nb.metadata.widgets = {WIDGET_STATE_MIME: json.loads(json.dumps(state))}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_widgets_drawn_from_saved_state(tmp_path):
+    src = widgets_notebook(tmp_path / "w.ipynb")
+    nb = nbformat.read(str(src), as_version=4)
+    counts = nbmod.render_static_outputs(nb, "/* plotly.js */")
+    assert counts == {"figures": 2, "widgets": 2, "missing": 1}
+    datas = [o.data for c in nb.cells for o in c.outputs]
+    assert all("application/vnd.jupyter.widget-view+json" not in d for d in datas)  # replaced ...
+    assert datas[0]["text/plain"] == "VBox(...)"  # ... the rest of the output kept
+    html = datas[0]["text/html"]
+    assert html.count(".pnw-ctl {") == 1 and ".pnw-ctl {" not in datas[2]["text/html"]  # CSS once
+    assert "<h3 id='title'>Viewer <i>title</i></h3>" in html  # HTML widgets: their value as HTML
+    assert "a &lt;label&gt;" in html and "heatmaps &lt;x&gt;" in html  # text escaped
+    # the image: its binary buffer (base64 in the state's `buffers`) as a data URI
+    assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}" width="40" height="40"' in html
+    # controls as disabled look-alikes showing their values
+    assert '<input class="pnw-range" type="range" disabled min="0" max="8" value="4"' in html
+    assert '<span class="pnw-readout">4</span>' in html and '<span class="pnw-desc">person</span>' in html
+    assert "<option selected>b.jpg</option>" in html
+    assert re.search(r'<button class="pnw-btn pnw-on" disabled[^>]*>crop</button>', html)
+    assert '<input type="checkbox" disabled checked>' in html and "\u2039" in html  # chevron-left glyph
+    assert 'value="spec.to_json()"' in html and "{&quot;a&quot;: 1}</textarea>" in html
+    assert 'style="width:50.0%;background:#4caf50"' in html  # the progress bar
+    assert "display:none" in html and "hidden part" in html  # hidden, as in JupyterLab
+    assert "<details><summary>config.json</summary>" in html and "<i>config body</i>" in html
+    assert html.index("tab two") < html.index("tab one")  # the selected tab first
+    assert "flex:1 1 480px" in html and "border-top:1px solid red" in html  # Layout -> CSS
+    assert "width:300px" in html  # ipywidgets' default control width
+    assert "printed in the output widget" in html and "<b id='in-output'>html in output</b>" in html  # Output
+    assert "background:red" in html and "[widget not shown" not in html
+    assert "[widget not shown: its state was not saved in the notebook]" in datas[2]["text/html"]
+    # plotly.js with the first figure only (the FigureWidget, in the first cell), before its script
+    assert html.index("/* plotly.js */") < html.index('id="posenas-widget-plotly-1"')
+    assert "/* plotly.js */" not in datas[1]["text/html"] and 'id="posenas-plotly-1-0"' in datas[1]["text/html"]
+    # the FigureWidget's data: its float32 x (a typed-array buffer) as a list
+    fig = json.loads(re.search(r"newPlot\(el, (\{.*\})\);", html).group(1))
+    assert fig["data"][0]["x"] == [1.0, 2.0, 3.0] and fig["data"][0]["y"] == [3, 1, 2]
+    assert fig["data"][0]["mode"] == "markers" and fig["layout"]["height"] == 360
+
+
+def test_export_of_widgets_needs_no_widget_manager(tmp_path):
+    src = widgets_notebook(tmp_path / "w.ipynb")
+    path, warnings = nbmod._export_html(src, tmp_path / "w.html")
+    html = path.read_text()
+    assert warnings == ["HTML export: 1 widget(s) not drawn: their state is not saved in w.ipynb"]
+    # no view left for a widget manager, and none in the page (a script from a CDN: blank offline)
+    assert "application/vnd.jupyter.widget-view+json" not in html and WIDGET_STATE_MIME not in html
+    assert "html-manager" not in html and "embed-amd" not in html
+    assert html.count('class="pnw pnw-root"') == 2 and html.count("window.PlotlyConfig") == 1
+    assert html.count("Plotly.newPlot(el,") == 2 and "Viewer <i>title</i>" in html
+    assert f"data:image/png;base64,{base64.b64encode(PNG).decode()}" in html
+    # the renderer reads the JSON state alone (no ipywidgets): without a figure callback, a note
+    from posenas_core.runs.static_widgets import StaticWidgetRenderer, saved_widget_state
+
+    nb = nbformat.read(str(src), as_version=4)
+    r = StaticWidgetRenderer(saved_widget_state(nb))
+    out = r.render_view(nb.cells[0].outputs[0].data["application/vnd.jupyter.widget-view+json"])
+    assert "plotly figure not shown" in out and (r.widgets, r.figures, r.missing) == (1, 1, 0)
+
+
+def test_unknown_widget_and_cycle_are_safe():
+    from posenas_core.runs.static_widgets import StaticWidgetRenderer
+
+    models = {
+        "a": {"model_name": "VBoxModel", "model_module": "@jupyter-widgets/controls",
+              "state": {"children": ["IPY_MODEL_b", "IPY_MODEL_a"]}},
+        "b": {"model_name": "FancyThingModel", "model_module": "fancy", "state": {"value": "<v>"}},
+    }
+    html = StaticWidgetRenderer(models).render_view({"model_id": "a"})
+    assert "[FancyThing: &lt;v&gt;]" in html and html.count("pnw-vbox") == 2  # the cycle drawn once
+    anyw = {"c": {"model_name": "AnyModel", "state": {"_anywidget_id": "__main__.Big", "value": 7}}}
+    assert "[Big: 7]" in StaticWidgetRenderer(anyw).render_view({"model_id": "c"})  # named by its class
+
+
+def test_live_figure_updates_reach_the_saved_state():
+    """A FigureWidget updated after it was shown (the monitors: `lab._util.sync_figure`) keeps its current
+    figure in the synced `_widget_data` that papermill saves, not the figure as first shown."""
+    import plotly.graph_objects as go
+
+    from lab._util import sync_figure
+
+    fig = go.FigureWidget(go.Scatter(x=[], y=[]))
+    fig._repr_mimebundle_()  # shown (empty)
+    sync_figure(fig, go.Figure(go.Scatter(x=[1, 2], y=[0.5, 0.25])), ("xaxis",))
+    state = fig.get_state()
+    assert list(state["_widget_data"][0]["x"]) == [1, 2] and list(state["_widget_data"][0]["y"]) == [0.5, 0.25]

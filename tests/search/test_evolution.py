@@ -389,3 +389,56 @@ def test_config_round_trip_and_data_errors(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="no config.json"):
         evo.resume(tmp_path / "nowhere")
     assert evo.candidate_id(3, 1, 4) == 10 and evo.candidate_id(0, 0, 4) == 0
+
+
+# --------------------------------------------------------------------------------------- data errors
+
+
+def test_images_are_checked_before_an_evolution_writes_anything(data_dir, tmp_path):
+    from posenas_core.errors import DataError
+
+    data = tmp_path / "sp"
+    shutil.copytree(data_dir, data)
+    cfg = make_cfg(data)
+    r = evo._load_data(cfg)["train"].records[0]
+    (data / "images" / r.file_name).write_bytes(b"")
+    with pytest.raises(DataError, match=rf"person_keypoints_train.json: image id {r.image_id} \(annotation id \d+\) "
+                                        rf"file_name '{r.file_name}' is empty"):
+        run_evolution(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_data_error_while_a_candidate_trains_is_not_recorded_and_resume_continues_after_the_fix(
+        data_dir, tmp_path, capsys):
+    data, run, moved = tmp_path / "sp", tmp_path / "run", tmp_path / "moved"
+    shutil.copytree(data_dir, data)
+    cfg = make_cfg(data, generations=1)
+    seen = []
+
+    def break_the_data_after_the_ancestor(cid, loss):
+        seen.append(cid)
+        if seen.count(0) == cfg.e0:            # the ancestor's last validation: its training is done
+            (data / "images" / "train").rename(moved)
+
+    from posenas_core.errors import DataError
+
+    with pytest.raises(DataError) as e:
+        run_evolution(cfg, run, progress=False, on_validation=break_the_data_after_the_ancestor)
+    msg = str(e.value)
+    assert msg.startswith(f"candidate 1 (generation 1): image file not found: {data / 'images' / 'train'}")
+    assert f"fix the data, then `posenas evolve resume {run}` continues it" in msg
+    rows = read_jsonl(run / "archive.jsonl")
+    assert [(r["id"], r["status"]) for r in rows] == [(0, "ok")]      # candidate 1 is not recorded as failed
+    assert not (run / "candidates" / "1" / "result.json").exists()
+
+    # resuming before the fix: refused by the image check, in one line naming an image; nothing changes
+    assert cli_main(["evolve", "resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("posenas evolve: error: person_keypoints_train.json: image id ") and "not found" in err
+    assert len(err.splitlines()) == 1 and read_jsonl(run / "archive.jsonl") == rows
+
+    moved.rename(data / "images" / "train")
+    assert cli_main(["evolve", "resume", str(run), "--quiet"]) == 0
+    rows = read_jsonl(run / "archive.jsonl")
+    assert [(r["id"], r["status"]) for r in rows] == [(0, "ok"), (1, "ok"), (2, "ok")]
+    assert json.loads(capsys.readouterr().out)["candidates"] == 3

@@ -7,7 +7,7 @@ from torch import nn
 
 from posenas_core.errors import CheckpointError, SpecError
 from posenas_core.models.evopose import build_evopose
-from posenas_core.search.transfer import source_key, transfer_state, transfer_weights
+from posenas_core.search.transfer import TRANSFER_ACTIONS, source_key, transfer_report, transfer_state, transfer_weights
 from posenas_core.spaces.evopose import EvoPoseSpec, mutate
 
 # A mid-sized parent (fast to build): channel redraws can shrink or grow it, blocks can be added or removed.
@@ -308,3 +308,87 @@ def test_identity_new_blocks_preserve_the_parents_function(parent, x):
         assert rel > 0.05, rel
     with pytest.raises(SpecError, match=r"new_blocks = 'zero' is not allowed; choose one of \['copy', 'identity'\]"):
         transfer_weights(parent, child, new_blocks="zero")
+
+
+# ---------------------------------------------------------------------------------------------
+# transfer_report: what the transfer does, per layer, from the specs alone
+
+
+def _report(child_genotype, **kw):
+    rows = transfer_report(EvoPoseSpec(genotype=PARENT), EvoPoseSpec(genotype=child_genotype), **kw)
+    return rows, {r["layer"]: r for r in rows}
+
+
+def _changed(rows):
+    return {r["layer"]: r["action"] for r in rows if r["action"] != "copied"}
+
+
+def test_report_kernel_3_to_5_pads_and_5_to_3_crops_the_depthwise_kernels():
+    rows, by = _report(_with(PARENT, 0, kernel=5))                  # module 1: k3 -> k5, one block
+    assert _changed(rows) == {"blocks.0.0.dw.conv": "padded"}
+    r = by["blocks.0.0.dw.conv"]
+    assert (r["source"], r["parent_shape"], r["child_shape"]) == ("blocks.0.0.dw.conv", (32, 1, 3, 3), (32, 1, 5, 5))
+    assert r["tensors"] == {"copied": 0, "partial": 1, "from_last_block": 0, "random": 0}
+    rows, by = _report(_with(PARENT, 1, kernel=3))                  # module 2: k5 -> k3, two blocks
+    assert _changed(rows) == {"blocks.1.0.dw.conv": "cropped", "blocks.1.1.dw.conv": "cropped"}
+    assert by["blocks.1.1.dw.conv"]["parent_shape"] == (96, 1, 5, 5)
+    assert by["blocks.1.1.dw.conv"]["child_shape"] == (96, 1, 3, 3)
+    # the public code's gap: the same mutation leaves the depthwise kernels at the child's init
+    rows, _ = _report(_with(PARENT, 1, kernel=3), kernel_transfer=False)
+    assert _changed(rows) == {"blocks.1.0.dw.conv": "init", "blocks.1.1.dw.conv": "init"}
+
+
+def test_report_blocks_plus_one_is_new_and_minus_one_dropped():
+    rows, by = _report(_with(PARENT, 4, blocks=3))                  # module 5: 2 -> 3 blocks
+    layers = ["expand.conv", "expand.bn", "dw.conv", "dw.bn", "se.reduce", "se.expand", "project.conv", "project.bn"]
+    assert _changed(rows) == {f"blocks.4.2.{n}": "new" for n in layers}
+    assert all(by[f"blocks.4.2.{n}"]["source"] == f"blocks.4.1.{n}" for n in layers)
+    assert by["blocks.4.2.project.conv"]["child_shape"] == by["blocks.4.2.project.conv"]["parent_shape"] == (56, 336, 1, 1)
+    rows, by = _report(_with(PARENT, 4, blocks=1))                  # 2 -> 1: block 1's layers are dropped
+    assert _changed(rows) == {f"blocks.4.1.{n}": "dropped" for n in layers}
+    assert by["blocks.4.1.dw.conv"]["child_shape"] is None and by["blocks.4.1.dw.conv"]["parent_shape"] == (336, 1, 3, 3)
+    assert [r["action"] for r in rows][-8:] == ["dropped"] * 8      # after the child's layers
+
+
+def test_report_channel_change_crops_or_pads_the_module_and_the_next_input():
+    for ch8, action in ((3, "cropped"), (8, "padded")):             # module 4: 40 -> 24 / 64 channels
+        rows, by = _report(_with(PARENT, 3, ch8=ch8))
+        changed = _changed(rows)
+        assert set(changed.values()) == {action}
+        assert {"blocks.3.0.project.conv", "blocks.3.0.project.bn", "blocks.3.1.expand.conv",
+                "blocks.3.1.dw.conv", "blocks.4.0.expand.conv", "blocks.4.0.project.conv"} <= set(changed)
+        assert "blocks.3.0.expand.conv" not in changed and "blocks.4.1.expand.conv" not in changed
+        assert by["blocks.3.0.project.conv"]["child_shape"] == (8 * ch8, 144, 1, 1)
+    # fewer channels and a larger kernel at once
+    rows, by = _report(_with(PARENT, 4, kernel=5, ch8=5))
+    assert by["blocks.4.1.dw.conv"]["action"] == "cropped+padded"
+    assert set(_changed(rows).values()) <= set(TRANSFER_ACTIONS)
+
+
+def test_report_counts_agree_with_transfer_state(parent):
+    """The report's per-layer tensor kinds add up to transfer_state's stats, for 20 random mutations and both
+    kernel_transfer settings."""
+    rng = np.random.default_rng(7)
+    seen = {PARENT}
+    pstate = parent.state_dict()
+    for i in range(20):
+        g = mutate(PARENT, rng, seen)
+        seen.add(g)
+        cspec = EvoPoseSpec(genotype=g)
+        with torch.device("meta"):
+            cinit = build_evopose(cspec).state_dict()
+        cinit = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in cinit.items()}
+        for kt in (True, False):
+            _, stats = transfer_state(parent.spec, pstate, cspec, cinit, kernel_transfer=kt)
+            rows = transfer_report(parent.spec, cspec, kernel_transfer=kt)
+            total = {k: sum(r["tensors"][k] for r in rows) for k in stats}
+            assert total == stats, (g, kt)
+            assert {r["action"] for r in rows} <= set(TRANSFER_ACTIONS)
+            assert all((r["action"] == "new") == (r["tensors"]["from_last_block"] > 0) for r in rows)
+
+
+def test_report_rejects_bad_specs():
+    with pytest.raises(SpecError, match="num_joints"):
+        transfer_report(EvoPoseSpec(genotype=PARENT), EvoPoseSpec(genotype=PARENT, num_joints=14))
+    with pytest.raises(SpecError, match="new_blocks"):
+        transfer_report(EvoPoseSpec(genotype=PARENT), EvoPoseSpec(genotype=PARENT), new_blocks="zero")

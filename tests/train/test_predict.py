@@ -9,7 +9,7 @@ from posenas_core.data.codec import HeatmapCodec
 from posenas_core.data.geometry import apply_affine, box_to_center_size, crop_affine, flip_keypoints
 from posenas_core.data.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from posenas_core.data.types import PersonRecord
-from posenas_core.train.predict import make_val_fn, predict
+from posenas_core.train.predict import heatmap_fn_from_checkpoint, heatmap_fn_from_model, make_val_fn, predict
 
 K = NUM_KEYPOINTS
 H, W = 64, 48                   # crop input; heatmaps 16 x 12 at stride 4
@@ -154,3 +154,87 @@ def test_with_real_topdown_dataset_train_then_predict(tmp_path):
     val = TopDownDataset(records, src, (64, 48), train=False)
     results, kps = predict(res.model, val, batch_size=3)
     assert kps.shape == (4, K, 3) and np.isfinite(kps).all() and len(results) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# heatmap_fn_from_model / _checkpoint: the PoseViewer's heatmap_fn(index) -> (K, h, w)
+
+
+def _person_set(n=3, seed=0):
+    from types import SimpleNamespace
+
+    from posenas_core.data.types import MemoryImageSource
+
+    rng = np.random.default_rng(seed)
+    images, records = {}, []
+    for i in range(n):
+        images[f"{i}.png"] = rng.integers(0, 255, (120, 100, 3), dtype=np.uint8)
+        kp = np.concatenate([rng.uniform(30, 70, (K, 2)), np.full((K, 1), 2.0)], -1)
+        records.append(PersonRecord(image_id=i, file_name=f"{i}.png", width=100, height=120,
+                                    bbox=[20 + 3 * i, 25, 50, 60], keypoints=kp, score=1.0))
+    return SimpleNamespace(records=records, image_source=MemoryImageSource(images))
+
+
+class PoolModel(nn.Module):
+    """Heatmap of joint j = (j + 1) x the crop's red channel average-pooled by the output stride."""
+
+    output_stride = STRIDE
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        pooled = nn.functional.avg_pool2d(x[:, :1], STRIDE)                   # (B, 1, h, w)
+        return pooled * torch.arange(1, K + 1, dtype=x.dtype)[None, :, None, None]
+
+
+def test_heatmap_fn_runs_the_model_on_the_val_crop_of_the_person():
+    from posenas_core.data.dataset import TopDownDataset
+
+    ps = _person_set()
+    model = PoolModel().train()
+    fn = heatmap_fn_from_model(model, ps, (H, W))
+    val = TopDownDataset(ps.records, ps.image_source, (H, W), train=False)
+    for i in (2, 0):
+        hm = fn(i)
+        assert isinstance(hm, np.ndarray) and hm.dtype == np.float32 and hm.shape == (K, H // STRIDE, W // STRIDE)
+        expect = nn.functional.avg_pool2d(val[i]["image"][None, :1], STRIDE)[0, 0].numpy()
+        np.testing.assert_allclose(hm[0], expect, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(hm[5], 6 * expect, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fn(0), fn(1))                                      # another person, another crop
+    assert model.modes == [False] * 4 and model.training                      # eval inside, mode restored
+    with pytest.raises(IndexError):
+        fn(3)
+
+
+def test_heatmap_fn_flip_test_and_from_a_checkpoint(tmp_path):
+    from posenas_core.models.baselines import BaselineSpec
+    from posenas_core.models.registry import build_model
+
+    ps = _person_set()
+    # flip test: the flipped crop's maps are flipped back and their left / right channels swapped, so the
+    # pooling model's nose map (channel 0, its own mirror) is unchanged and the left eye's (channel 1, gain 2)
+    # is averaged with the right eye's (gain 3)
+    plain, flipped = heatmap_fn_from_model(PoolModel(), ps, (H, W)), heatmap_fn_from_model(PoolModel(), ps, (H, W),
+                                                                                            flip_test=True)
+    a, b = plain(1), flipped(1)
+    assert FLIP_INDEX[1] == 2
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b[1], 2.5 * a[0], rtol=1e-5, atol=1e-6)
+
+    spec = BaselineSpec(stem_channels=8, stages=((1, 8, 1), (1, 16, 2), (1, 16, 2)), head_channels=16, head_layers=2)
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    path = tmp_path / "ckpt.pt"
+    torch.save({"spec": spec.to_dict(), "model": model.state_dict()}, path)
+    fn = heatmap_fn_from_checkpoint(path, ps, (H, W))
+    hm = fn(1)
+    assert hm.shape == (K, H // 4, W // 4) and np.isfinite(hm).all()
+    np.testing.assert_allclose(hm, heatmap_fn_from_model(model, ps, (H, W))(1), rtol=1e-5, atol=1e-6)
+    from posenas_core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not found"):
+        heatmap_fn_from_checkpoint(tmp_path / "missing.pt", ps, (H, W))

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -263,3 +264,72 @@ def test_loader_workers_do_not_change_the_result(tmp_path):
     a = train(TINY, FakePoseSet(), tmp_path / "a", cfg(epochs=1, num_workers=0))
     b = train(TINY, FakePoseSet(), tmp_path / "b", cfg(epochs=1, num_workers=2))
     assert states_equal(a.model.state_dict(), b.model.state_dict())
+
+
+def test_step_schedule_drops_tenfold_at_the_simplebaseline_milestones():
+    lrs = [lr_at(s, 140, 0, 1.0, schedule="step") for s in range(140)]
+    assert lrs[89] == 1.0 and lrs[90] == pytest.approx(0.1) and lrs[119] == pytest.approx(0.1)
+    assert lrs[120] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01)
+    with pytest.raises(ConfigError, match="lr_schedule.*'cosine' or 'step'"):
+        TrainConfig(lr_schedule="linear")
+
+
+def test_budget_planner_follows_the_measured_speed():
+    from posenas_core.train.trainer import _BudgetPlanner
+
+    p = _BudgetPlanner(budget_s=100.0, validating=False, elapsed_s=0.0, step=0)   # reserve 2 s
+    assert p.replan(10, 10.0, total_steps=50) == 10 + int(88.0 * 1.0 - 2)   # 1 step/s, 88 s left, 2 steps' slack
+    # the machine slows to 0.5 step/s: the end moves in within the 60 s horizon
+    assert p.replan(20, 30.0, total_steps=98) == 20 + int(68.0 * 20 / 30 - 2)
+    assert p.replan(40, 70.0, total_steps=65) == 40 + int(28.0 * 30 / 60 - 2)
+    assert p.replan(45, 99.0, total_steps=54) == 45          # budget spent: stop now
+    q = _BudgetPlanner(budget_s=100.0, validating=True, elapsed_s=0.0, step=0)
+    q.validate(lambda: time.sleep(0.01))
+    assert q.reserve_s == 4.0                                 # 4% unless a validation takes longer
+
+
+class FakeClock:
+    """The trainer's `time` module with a clock that only moves when a sample is fetched (0.05 s each)."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def perf_counter(self):
+        return self.t
+
+    def time(self):
+        return 1.7e9 + self.t
+
+
+class ClockedPoseSet(FakePoseSet):
+    def __init__(self, clock, **kw):
+        super().__init__(**kw)
+        self.clock = clock
+
+    def __getitem__(self, i):
+        self.clock.t += 0.05
+        return super().__getitem__(i)
+
+
+def test_fill_budget_replans_and_ends_the_schedule_inside_the_budget(tmp_path, monkeypatch):
+    # An initial plan of 1 epoch (2 steps) and a 6 s budget at 5 steps/s (batch 4 x 0.05 s, fake clock):
+    # the trainer re-plans upward from the speed it measures and ends with the cosine at its floor, in time.
+    import posenas_core.train.trainer as trainer
+
+    clock = FakeClock()
+    monkeypatch.setattr(trainer, "time", clock)
+    c = cfg(epochs=1, max_minutes=0.1, fill_budget=True, warmup_epochs=0.0, log_every=2)
+    res = train(TINY, ClockedPoseSet(clock), tmp_path / "run", c)
+    logs = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert res.stop_reason == "completed" and res.step == res.total_steps
+    assert 26 <= res.step <= 30 and clock.t <= 6.0               # 30 steps would take the whole 6 s
+    peak = 1e-2 * 4 / 32
+    assert max(r["lr"] for r in logs) > 0.9 * peak and logs[-1]["lr"] < 0.05 * peak   # the cosine ran its course
+    assert logs[-1]["total_steps"] == res.step and logs[0]["total_steps"] > 20
+    ck = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
+    assert ck["total_steps"] == res.total_steps
+    # resuming a finished budget run does nothing more
+    again = train(TINY, ClockedPoseSet(clock), tmp_path / "run", c)
+    assert again.stop_reason == "already_complete" and again.step == res.step
+    with pytest.raises(ConfigError, match="fill_budget.*only with a time budget"):
+        cfg(fill_budget=True)

@@ -107,10 +107,11 @@ def jpeg_bytes(img_rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def iter_images(n: int, seed: int, split: str, cfg: SynthConfig) -> Iterator[tuple[dict, list[dict], np.ndarray]]:
-    """Yield (image entry, annotation dicts, RGB image) for images 1..n of a split."""
+def iter_images(n: int, seed: int, split: str, cfg: SynthConfig, start: int = 0
+                ) -> Iterator[tuple[dict, list[dict], np.ndarray]]:
+    """Yield (image entry, annotation dicts, RGB image) for images start+1..n of a split."""
     code = split_code("image", split)
-    for index in range(n):
+    for index in range(start, n):
         rng = np.random.default_rng([seed, code, index])
         img, anns = render_image(cfg, rng)
         image_id = index + 1
@@ -196,15 +197,62 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _write_image_range(out: Path, start: int, stop: int, seed: int, split: str, cfg: SynthConfig
+                       ) -> tuple[list[dict], list[dict]]:
+    """Render and write images start..stop-1 of a split; (image entries, annotations). Runs in a worker."""
+    images, anns = [], []
+    for entry, a, img in iter_images(stop, seed, split, cfg, start=start):
+        atomic_write_bytes(out / "images" / entry["file_name"], jpeg_bytes(img))
+        images.append(entry)
+        anns += a
+    return images, anns
+
+
+def _write_images(out: Path, n: int, seed: int, split: str, cfg: SynthConfig, workers: int, bar
+                  ) -> tuple[list[dict], list[dict]]:
+    """Images 1..n of a split on `workers` processes (chunks of 32; the files do not depend on the split)."""
+    chunks = [(i, min(n, i + 32)) for i in range(0, n, 32)]
+    images, anns = [], []
+    if workers <= 1 or len(chunks) <= 1:
+        for a, b in chunks:
+            im, an = _write_image_range(out, a, b, seed, split, cfg)
+            images += im
+            anns += an
+            bar.update(b - a)
+        return images, anns
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the caller may hold torch / OpenMP threads that a fork would copy in an undefined state.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_write_image_range, out, a, b, seed, split, cfg) for a, b in chunks]
+        for (a, b), fut in zip(chunks, futures):   # in order: the annotation file lists images by id
+            im, an = fut.result()
+            images += im
+            anns += an
+            bar.update(b - a)
+    return images, anns
+
+
+def default_workers(n_images: int) -> int:
+    """Processes for generating `n_images`: one per core, but one for small sets (a spawn costs ~1 s)."""
+    return 1 if n_images < 400 else max(1, min(os.cpu_count() or 1, 8))
+
+
 def write_synthpose(out_dir, n_train: int, n_val: int, n_videos: int = 0, seed: int = 0,
-                    config: SynthConfig | None = None, progress: bool = True) -> dict:
+                    config: SynthConfig | None = None, progress: bool = True, workers: int | None = None) -> dict:
     """Write the dataset under `out_dir` (layout in the module docstring); return the manifest dict.
 
     Every file is written atomically; the manifest `synthpose.json` is written last (an existing one is
-    removed first, so a dataset without a manifest is incomplete). Videos go to split 'val'.
+    removed first, so a dataset without a manifest is incomplete). Videos go to split 'val'. Images are
+    rendered on `workers` processes (default `default_workers`); the files are the same for any number.
     """
     n_train, n_val = check_count("n_train", n_train), check_count("n_val", n_val)
     n_videos, seed, cfg = check_count("n_videos", n_videos), check_seed(seed), check_config(config)
+    if workers is None:
+        workers = default_workers(n_train + n_val)
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     if not isinstance(out_dir, (str, os.PathLike)):
         raise ConfigError(f"out_dir must be a path, got {type(out_dir).__name__}")
     out = Path(out_dir)
@@ -217,12 +265,7 @@ def write_synthpose(out_dir, n_train: int, n_val: int, n_videos: int = 0, seed: 
     counts, files = {}, {}
     with _progress(n_train + n_val + n_videos * frames, progress, "SynthPose") as bar:
         for split, n in (("train", n_train), ("val", n_val)):
-            images, anns = [], []
-            for entry, a, img in iter_images(n, seed, split, cfg):
-                atomic_write_bytes(out / "images" / entry["file_name"], jpeg_bytes(img))
-                images.append(entry)
-                anns += a
-                bar.update(1)
+            images, anns = _write_images(out, n, seed, split, cfg, int(workers), bar)
             rel = f"annotations/person_keypoints_{split}.json"
             atomic_write_json(out / rel, coco_dict(images, anns, seed, split), indent=None)
             counts[split] = {"images": len(images), "persons": len(anns),
