@@ -16,8 +16,14 @@ OUT = ROOT / "reports" / "bench"
 
 
 def machine() -> dict:
+    """Python / torch versions, threads, and the CPU: its model name and SIMD features (posenas_core.machine)."""
+    from posenas_core.machine import cpu_info
+
+    cpu = cpu_info()
     return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
+            "torch_threads": torch.get_num_threads(), "cpu_model": cpu["model"], "cpu_features": cpu["features"],
+            "native_bf16": cpu["native_bf16"], "torch_cpu_capability": cpu["torch_capability"],
+            "machine": platform.machine()}
 
 
 def emit(name: str, result: dict) -> dict:

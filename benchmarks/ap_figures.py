@@ -4,16 +4,12 @@
 2. OKS AP of the baseline network trained for at most `--minutes` (15) on 2 cores (target >= 0.60).
 
 The recipe (every part overridable): `baseline-resnet-s2` (the half-width ResNet-18 SimpleBaseline with
-heatmaps at stride 2) at 128x96, bfloat16 autocast and channels_last, Adam at the trainer's defaults,
-light augmentation (the default val split has at most 8 degrees of camera roll, so the HRNet-style
-+-80 degree rotations would spend the short budget on views that never occur). The schedule fills the
-budget: a short calibration (`pipeline.measure_train_speed`) measures training img/s on this machine first
-and `pipeline.schedule_for_budget` picks the epochs; the trainer's own time budget is the hard stop either
-way. The same run from the command line:
+heatmaps at stride 2) at 128x96 with the `short-cpu` training recipe (`posenas_core/train/recipes.py`),
+precision and memory format measured on this CPU ("auto"), and a schedule that the trainer re-plans from
+the speed it measures so that it ends inside the budget. The same run from the command line:
 
     posenas data synth --out D --train 8000 --val 500
-    posenas train --data D --model baseline-resnet-s2 --input 128x96 --epochs auto --minutes 15 --bf16 \\
-        --channels-last --aug '{"scale_factor": 0.25, "rotation_deg": 15, "rotation_prob": 0.5}' --out R
+    posenas train --data D --model baseline-resnet-s2 --input 128x96 --epochs auto --minutes 15 --out R
     posenas eval R/checkpoints/last.pt --data D
 
     .venv/bin/python benchmarks/ap_figures.py [--train 8000] [--val 500] [--minutes 15] [--model baseline-resnet-s2]
@@ -29,9 +25,6 @@ from pathlib import Path
 
 from _common import OUT, emit
 
-RECIPE_AUG = {"scale_factor": 0.25, "rotation_deg": 15.0, "rotation_prob": 0.5}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="dataset dir (default reports/bench/synthpose-DIFFICULTY)")
@@ -42,10 +35,12 @@ def main() -> None:
     ap.add_argument("--model", default="baseline-resnet-s2")
     ap.add_argument("--input", default="128x96")
     ap.add_argument("--minutes", type=float, default=15.0)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--no-bf16", action="store_true", help="train in float32")
-    ap.add_argument("--aug", type=json.loads, default=RECIPE_AUG, help=f"AugConfig fields as JSON (default {RECIPE_AUG})")
+    ap.add_argument("--recipe", default="short-cpu", help="training recipe (posenas_core/train/recipes.py)")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    ap.add_argument("--lr", type=float, default=None, help="default: the recipe's")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="auto: bf16 only where native and measured faster on this CPU")
+    ap.add_argument("--aug", type=json.loads, default=None, help="AugConfig fields as JSON (default: the recipe's)")
     ap.add_argument("--run", type=Path, default=None, help="run dir (default reports/bench/ap_run-DIFFICULTY)")
     a = ap.parse_args()
     from posenas_core import pipeline
@@ -63,9 +58,9 @@ def main() -> None:
 
     shutil.rmtree(run, ignore_errors=True)
     summary = pipeline.train_on_dataset(data_dir=data, model=a.model, run_dir=run, input_hw=hw, epochs="auto",
-                                        batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, seed=a.seed,
-                                        bf16=not a.no_bf16, channels_last=True, aug=a.aug, progress=True,
-                                        validate=False)
+                                        recipe=a.recipe, batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes,
+                                        seed=a.seed, bf16=pipeline.PRECISIONS[a.precision], channels_last="auto",
+                                        aug=a.aug, progress=True, validate=False)
     metrics = {}
     for decode in ("argmax", "dark"):
         m = pipeline.evaluate_checkpoint(run / "checkpoints" / "last.pt", data_dir=data, decode=decode, input_hw=hw)
@@ -73,7 +68,8 @@ def main() -> None:
                            "pck@0.2": m["pck@0.2"]}
     emit(f"ap_figures_{a.difficulty}", {"difficulty": a.difficulty,
         "data": str(data), "generation_s": round(gen_s, 1), "config": json.loads((data / "synthpose.json").read_text())["config"],
-        "val_persons": mean_pose["n_persons"], "model": a.model, "input": a.input, "bf16": not a.no_bf16, "aug": a.aug,
+        "val_persons": mean_pose["n_persons"], "model": a.model, "input": a.input, "format": summary["format"], "recipe": a.recipe,
+        "aug": summary["aug"],
         "epochs": summary["epochs"], "train_persons": summary.get("train_persons"), "budget_minutes": a.minutes,
         "train_seconds": summary.get("total_elapsed_s", summary.get("train_seconds")),
         "stop_reason": summary.get("stop_reason"),

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script in ("profile_baselines.py", "synth_rate.py", "train_throughput.py", "ap_figures.py",
+for script in ("profile_baselines.py", "synth_rate.py", "train_throughput.py", "ap_figures.py", "learning_curve.py",
                "evopose_transfer_ablation.py"):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE.parent)

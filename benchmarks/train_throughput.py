@@ -5,10 +5,11 @@ loop trains the same architecture on pre-made tensors already in memory (forward
 backward + Adam step, nothing else). The ratio says whether the data path is a bottleneck
 (target >= 0.85). The two are interleaved bare / trainer / bare to see contention on the 2nd vCPU.
 By default the trainer's images come from a warm decoded-image cache, as from the second epoch of
-`posenas train` on (`--no-cache`: every image decoded from its JPEG, as in the first epoch); `--bf16`
-runs both loops under bfloat16 autocast.
+`posenas train` on (`--no-cache`: every image decoded from its JPEG, as in the first epoch). Precision and
+memory format: "auto" (default) picks them as `posenas train` does, by measuring on this CPU; both loops
+then use the same format. The JSON names the CPU model and features.
 
-    .venv/bin/python benchmarks/train_throughput.py [--model baseline-resnet] [--steps 60] [--workers 0] [--bf16]
+    .venv/bin/python benchmarks/train_throughput.py [--model baseline-resnet-s2] [--steps 60] [--precision auto|fp32|bf16]
 """
 
 from __future__ import annotations
@@ -72,13 +73,14 @@ def trainer_run(spec, ds, steps: int, warmup: int, workers: int, channels_last: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="baseline-resnet")
+    ap.add_argument("--model", default="baseline-resnet-s2")
     ap.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--workers", type=int, default=0, help="trainer DataLoader workers")
     ap.add_argument("--input", default="128x96")
-    ap.add_argument("--no-channels-last", action="store_true")
-    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast in both loops")
+    ap.add_argument("--memory-format", choices=("auto", "channels_last", "nchw"), default="auto")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="auto: bf16 only where native and measured faster (as posenas train)")
     ap.add_argument("--no-cache", action="store_true", help="decode every image (no warm decoded-image cache)")
     ap.add_argument("--data", type=Path, help="an existing SynthPose dir (default: generate one in a temp dir)")
     a = ap.parse_args()
@@ -86,9 +88,13 @@ def main() -> None:
     from posenas_core.data.synthpose import write_synthpose
     from posenas_core.models.registry import load_spec
 
+    from posenas_core.machine import resolve_auto
+
     hw = tuple(int(v) for v in a.input.split("x"))
-    cl = not a.no_channels_last
     spec = load_spec(a.model)
+    fmt = resolve_auto(spec, hw, batch_size=32, bf16=pipeline.PRECISIONS[a.precision],
+                       channels_last={"auto": "auto", "channels_last": True, "nchw": False}[a.memory_format])
+    cl, bf16 = fmt["channels_last"], fmt["bf16"]
     with tempfile.TemporaryDirectory() as tmp:
         data = a.data
         if data is None:
@@ -110,13 +116,13 @@ def main() -> None:
         if not a.no_cache:  # warm, as from the second epoch on
             for r in ds.records[:(a.steps + a.warmup) * 32]:
                 ds.image_source.load(r.file_name)
-        bare1 = bare_loop(spec, batches, a.steps, a.warmup, cl, a.bf16)
-        ours = trainer_run(spec, ds, a.steps, a.warmup, a.workers, cl, Path(tmp) / "run", a.bf16)
-        bare2 = bare_loop(spec, batches, a.steps, a.warmup, cl, a.bf16)
+        bare1 = bare_loop(spec, batches, a.steps, a.warmup, cl, bf16)
+        ours = trainer_run(spec, ds, a.steps, a.warmup, a.workers, cl, Path(tmp) / "run", bf16)
+        bare2 = bare_loop(spec, batches, a.steps, a.warmup, cl, bf16)
     bare = statistics.mean([bare1, bare2])
-    emit("train_throughput" + ("_bf16" if a.bf16 else "") + ("_nocache" if a.no_cache else ""), {
+    emit("train_throughput" + ("_nocache" if a.no_cache else ""), {"format": fmt,
         "model": a.model, "input": a.input, "batch": 32, "steps": a.steps, "workers": a.workers,
-        "channels_last": cl, "bf16": a.bf16, "image_cache": not a.no_cache, "torch_threads": torch.get_num_threads(),
+        "channels_last": cl, "bf16": bf16, "image_cache": not a.no_cache, "torch_threads": torch.get_num_threads(),
         "bare_img_per_s": [round(bare1, 1), round(bare2, 1)], "trainer_img_per_s": round(ours, 1),
         "ratio_vs_mean_bare": round(ours / bare, 3),
     })

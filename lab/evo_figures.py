@@ -302,6 +302,10 @@ def front_figure(df: pd.DataFrame, *, x: str = "macs", y: str = "val_loss", runs
                              marker=dict(symbol="circle-open", size=18, color="black", line=dict(width=3))))
     fig.update_xaxes(title_text=X_AXES[x][1])
     fig.update_yaxes(title_text=Y_AXES[y][1])
+    if y == "ap" and len(df) and not np.isfinite(pd.to_numeric(df["ap"], errors="coerce")).any():
+        fig.add_annotation(text="no AP in these runs: they were made without compute_ap "
+                                "(EvolutionConfig.compute_ap=True, `posenas evolve run --ap`)",
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font=dict(size=13))
     fig.update_layout(height=420, margin=dict(l=60, r=20, t=50 if title else 30, b=45), title=title or None,
                       template="plotly_white", hovermode="closest", clickmode="event",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))

@@ -354,7 +354,7 @@ class QuickstartConfig:
     n_val: int = 60               # validation images
     difficulty: str = "default"   # SynthConfig preset: easy | default | hard
     input_size: str = "128x96"    # network input HxW; 128x96 trains ~4x faster than 256x192 on a CPU
-    model: str = "baseline-resnet-s2"  # preset name or a spec JSON string
+    model: str = "baseline-resnet-skip"  # preset name or a spec JSON string (U-Net skips: learns fast)
     epochs: int = 0               # 0: as many as fit in `minutes` (see schedule_for_budget)
     minutes: float = 2.0          # training time budget
     recipe: str = "short-cpu"     # training recipe (train.recipes): short-cpu | simplebaseline | evopose2d

@@ -83,6 +83,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "the same 0.189 GMACs at 128x96): finer heatmaps for small inputs. 3.75M params.",
     ),
     Preset(
+        "baseline-resnet-skip",
+        BaselineSpec(backbone="resnet", stem_channels=32, stages=RESNET18_HALF_STAGES, head_layers=4,
+                     head_channels=(128, 128, 64, 32), head_skips=True),
+        (256, 192),
+        "baseline-resnet-s2 with U-Net skips: after each deconv, a 1x1 conv + BN of the backbone feature of the "
+        "same resolution is added (stages 3, 2, 1). 0.193 GMACs at 128x96, 3.78M params. Learns far faster on a "
+        "short CPU budget (OKS AP 0.49 vs 0.31 after the same 24k samples; benchmarks/learning_curve.py).",
+    ),
+    Preset(
         "baseline-resnet18",
         BaselineSpec(backbone="resnet", stem_channels=64, stages=RESNET18_STAGES, head_channels=256),
         (256, 192),

@@ -209,3 +209,13 @@ def test_front_figure_click_events_only_and_plain_hover_text():
     fig = front_figure(archive_frame(recs, run="r"), runs=["r"])
     assert fig.layout.clickmode == "event"  # no plotly selection dimming the other points
     assert all("&middot;" not in (t.hovertemplate or "") for t in fig.data)
+
+
+def test_front_figure_says_why_the_ap_axis_is_empty():
+    recs = [{"id": 0, "generation": 0, "genotype": "g0", "params": 10, "macs": 1e9, "val_loss": 0.5,
+             "fitness": 0.4, "status": "ok"}]
+    no_ap = front_figure(archive_frame(recs, run="r"), y="ap", runs=["r"])
+    assert any("compute_ap" in a.text for a in no_ap.layout.annotations)
+    with_ap = front_figure(archive_frame([dict(recs[0], ap=0.31)], run="r"), y="ap", runs=["r"])
+    assert not with_ap.layout.annotations and with_ap.data[0].y == (0.31,)
+    assert not front_figure(archive_frame(recs, run="r"), y="val_loss", runs=["r"]).layout.annotations
