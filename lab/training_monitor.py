@@ -15,6 +15,7 @@ the Output area.
 
 Status ("finished" / "running" / "waiting for metrics.jsonl"): finished when a validation record has
 epoch >= config epochs (the trainer validates after the last epoch) or when the last log step reaches
+the trainer's latest plan ("total_steps" in its log lines; a budget run re-plans it), else
 epochs x steps-per-epoch (steps per epoch = the last step logged in epoch 0: the trainer always logs
 the last step of an epoch). Otherwise "running", with the time since the file last changed (a run that
 was killed or stopped by its time budget shows a growing age).
@@ -165,6 +166,10 @@ def run_status(records: list[dict], config: dict | None, *, exists: bool = True,
     step = max([r.get("step") for r in records if isinstance(r.get("step"), (int, float))], default=None)
     aps = [a for a in (val_ap(r["val"]) for r in vals) if not math.isnan(a)]
     total = epochs * spe if (epochs and spe) else None
+    planned = max([r["total_steps"] for r in train if isinstance(r.get("total_steps"), int)][-1:], default=None)
+    if planned:   # the trainer's own plan (a budget run re-plans its steps as it measures its speed)
+        total = planned
+        epochs = math.ceil(planned / spe) if spe else epochs
     finished = bool(
         (epochs is not None and any(isinstance(r.get("epoch"), int) and r["epoch"] >= epochs for r in vals))
         or (total is not None and step is not None and step >= total))

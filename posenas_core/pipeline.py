@@ -242,6 +242,7 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
     result = train(spec, ds, run_dir, config, val_fn=val_fn, resume=resume)
     summary = {"run_dir": str(run_dir), "train_seconds": round(time.time() - t0, 1), **info}
     summary.update({k: v for k, v in vars(result).items() if isinstance(v, (int, float, str, dict, list, type(None)))})
+    summary["epochs_done"] = round(result.step * batch_size / max(1, len(ds)), 2)   # passes over the persons
     return summary
 
 

@@ -130,6 +130,21 @@ class EvoPoseNet(nn.Module):
         self.final = nn.Conv2d(c, spec.num_joints, 1, bias=True)
         self.stride = spec.network_stride
         self.output_stride = spec.output_stride
+        # head_skips: after head block i (stride S / 2**(i+1)), add a 1x1 conv + BN of the deepest backbone
+        # part (stem or module) at that stride; keys head_laterals.{i}.{conv,bn} (transferred by name).
+        self._skip_from: dict[int, int] = {}
+        if spec.head_skips:
+            strides, s_cum = [2], 2                                   # part 0: the stem
+            chans = [spec.channels(spec.stem_channels)] + [p["out"] for p in plan]
+            for p in plan:
+                s_cum *= p["stride"]
+                strides.append(s_cum)
+            for i in range(spec.head_blocks):
+                at = [j for j, st in enumerate(strides) if st == self.stride >> (i + 1)]
+                if at:
+                    self._skip_from[i] = at[-1]
+            self.head_laterals = nn.ModuleDict({str(i): ConvBN(chans[j], hc, 1, act=False, bn=spec.bn)
+                                                for i, j in self._skip_from.items()})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -162,9 +177,17 @@ class EvoPoseNet(nn.Module):
         if h % self.stride or w % self.stride:
             raise ValueError(f"input size {h}x{w} must be a multiple of the network stride {self.stride}")
         x = self.stem(x)                     # (B, C0, H/2, W/2)
+        parts = [x]
         for module in self.blocks:
             x = module(x)                    # (B, C_m, H/s_m, W/s_m)
-        x = self.head(x)                     # (B, Ch, H/os, W/os), os = stride / 2**head_blocks
+            parts.append(x)
+        if not self._skip_from:
+            x = self.head(x)                 # (B, Ch, H/os, W/os), os = stride / 2**head_blocks
+        else:
+            for i, block in enumerate(self.head):
+                x = block(x)                 # (B, Ch, 2h, 2w)
+                if i in self._skip_from:
+                    x = x + self.head_laterals[str(i)](parts[self._skip_from[i]])
         return self.final(x)                 # (B, K, H/os, W/os)
 
 

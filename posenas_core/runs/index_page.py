@@ -29,7 +29,7 @@ from posenas_core.runs.io import read_jsonl
 HEADLINE_METRICS = (
     ("AP", ("metrics.AP", "metrics.coco.AP"), 1.0, ".3f", "COCO OKS AP"),
     ("AP50", ("metrics.coco.AP50", "metrics.AP50"), 1.0, ".3f", "COCO OKS AP at OKS 0.5"),
-    ("PCK@0.2", ("metrics.pck@0.2", "metrics.pck"), 1.0, ".3f", "PCK at 0.2 of the torso"),
+    ("PCK@0.2", ("metrics.pck@0.2", "metrics.pck"), 1.0, ".3f", "PCK: a joint within 0.2 of the box size"),
     ("val loss", ("metrics.best_val_loss", "metrics.val_loss"), 1.0, ".4g", "validation loss (of the best candidate)"),
     ("params (M)", ("metrics.best_params", "metrics.params"), 1e-6, ".2f", "trainable parameters, millions"),
     ("GMACs", ("metrics.best_macs", "metrics.macs"), 1e-9, ".3f", "multiply-adds / 1e9 (one multiply-add = 1)"),

@@ -693,6 +693,9 @@ def _export_html(ipynb_path, html_path) -> tuple[Path, list[str]]:
     # Every widget view is now static HTML: no widget manager (a script from a CDN, blank offline) and no
     # copy of the saved state (images, figure data) in the page.
     (nb.get("metadata") or {}).pop("widgets", None)
+    from posenas_core.runs.math_html import notebook_math_to_mathml
+
+    notebook_math_to_mathml(nb)       # equations as MathML: MathJax would come from a CDN
     body, _ = HTMLExporter().from_notebook_node(nb)
     return atomic_write_text(html_path, body), warnings
 

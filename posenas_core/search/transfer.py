@@ -83,7 +83,7 @@ def _check_specs(parent_spec, child_spec) -> None:
             raise SpecError(f"weight transfer: the {what} must be an EvoPose2D network (EvoPoseSpec / EvoPoseNet), "
                             f"got {type(s).__name__}")
     for name, get in (("num_joints", lambda s: s.num_joints), ("head_blocks", lambda s: s.head_blocks),
-                      ("head channels", lambda s: s.channels(s.head_channels))):
+                      ("head channels", lambda s: s.channels(s.head_channels)), ("head_skips", lambda s: s.head_skips)):
         if get(parent_spec) != get(child_spec):
             raise SpecError(f"weight transfer: parent and child differ in {name} ({get(parent_spec)} vs "
                             f"{get(child_spec)}); only the backbone genotype may differ")

@@ -203,6 +203,7 @@ class EvoPoseSpec(Spec):
     num_joints: int = 17                   # K heatmaps
     drop_connect: float = 0.2              # max drop-connect rate (0.2 for S/XS, 0.4 for M/L in the code)
     bn: str = "torch"                      # "torch" (momentum 0.1, eps 1e-5) | "keras" (0.01, 1e-3)
+    head_skips: bool = False               # not in the paper: U-Net skips into the head (learns fast on a CPU)
 
     def __post_init__(self):
         for name in ("depth_mult", "width_mult", "drop_connect"):
@@ -223,6 +224,8 @@ class EvoPoseSpec(Spec):
         check_int(o, "num_joints", self.num_joints, 1, 256)
         _check_float(o, "drop_connect", self.drop_connect, 0.0, 0.9)
         check_choice(o, "bn", self.bn, BN_STYLES)
+        if not isinstance(self.head_skips, bool):
+            raise SpecError(f"{o}.head_skips must be true or false, got {self.head_skips!r}")
         if self.output_stride < 1 or self.network_stride % 2 ** self.head_blocks:
             raise SpecError(f"{o}.head_blocks = {self.head_blocks} upsamples x{2 ** self.head_blocks}, more than the "
                             f"network stride {self.network_stride}; allowed head_blocks <= "

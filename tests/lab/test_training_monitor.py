@@ -178,3 +178,15 @@ def test_bad_poll_seconds(run_dir):
 
     with pytest.raises(DataError, match="poll_seconds must be a number > 0"):
         TrainingMonitor(run_dir, poll_seconds=0)
+
+
+def test_run_status_follows_the_trainers_replanned_total():
+    from lab.training_monitor import run_status
+
+    cfg = {"train": {"epochs": 12}}
+    recs = [{"step": 10, "epoch": 0, "loss": 1.0, "total_steps": 200}, {"step": 20, "epoch": 0, "loss": 0.9, "total_steps": 200},
+            {"step": 30, "epoch": 1, "loss": 0.8, "total_steps": 55}]
+    s = run_status(recs, cfg)
+    assert (s["total_steps"], s["epochs"], s["state"]) == (55, 3, "running")      # 20 steps per epoch
+    s = run_status(recs + [{"step": 55, "epoch": 2, "loss": 0.7, "total_steps": 55}], cfg)
+    assert s["state"] == "finished" and s["step"] == 55

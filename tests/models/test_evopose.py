@@ -233,3 +233,31 @@ def test_mutation_reports_exhaustion():
 def test_scaled_spec_rejects_invalid_genotype():
     with pytest.raises(SpecError, match="ch8"):
         scaled_spec(ANCESTOR[:6] + ((3, 1, 41, 1),), (256, 192))
+
+
+def test_head_skips_option_adds_laterals_and_transfers_by_name():
+    from posenas_core.search.transfer import transfer_weights
+
+    base = PRESETS["evopose2d-ancestor"].spec
+    spec = base.replace(head_skips=True)
+    assert spec_from_json(spec.to_json()) == spec and base.head_skips is False
+    net, plain = build_evopose(spec), build_evopose(base)
+    # ancestor at network stride 32: head blocks at strides 16, 8, 4 take modules 5, 4 and 3 (parts 5, 3, 2)
+    assert net._skip_from == {0: 5, 1: 3, 2: 2}
+    assert [net.head_laterals[str(i)].conv.in_channels for i in range(3)] == [
+        spec.module_plan()[4]["out"], spec.module_plan()[2]["out"], spec.module_plan()[1]["out"]]
+    x = torch.randn(2, 3, 128, 96)
+    assert net(x).shape == plain(x).shape == (2, 17, 32, 24)
+    extra = set(net.state_dict()) - set(plain.state_dict())
+    assert set(plain.state_dict()) < set(net.state_dict()) and all(k.startswith("head_laterals.") for k in extra)
+    # a child with a narrower module 5 gets its lateral's input channels sliced from the parent's
+    g = list(spec.genotype)
+    g[4] = (g[4][0], g[4][1], g[4][2] - 2, g[4][3])
+    child = build_evopose(spec.replace(genotype=tuple(g)))
+    transfer_weights(net, child)
+    w_p, w_c = net.head_laterals["0"].conv.weight, child.head_laterals["0"].conv.weight
+    assert w_c.shape[1] == w_p.shape[1] - 16 and torch.equal(w_c, w_p[:, : w_c.shape[1]])
+    with pytest.raises(SpecError, match="head_skips"):
+        transfer_weights(net, plain)
+    with pytest.raises(SpecError, match="head_skips must be true or false"):
+        base.replace(head_skips="yes")

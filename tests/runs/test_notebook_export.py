@@ -330,3 +330,12 @@ def test_live_figure_updates_reach_the_saved_state():
     sync_figure(fig, go.Figure(go.Scatter(x=[1, 2], y=[0.5, 0.25])), ("xaxis",))
     state = fig.get_state()
     assert list(state["_widget_data"][0]["x"]) == [1, 2] and list(state["_widget_data"][0]["y"]) == [0.5, 0.25]
+
+
+def test_markdown_formulas_become_mathml_and_code_is_left_alone():
+    from posenas_core.runs.math_html import markdown_math_to_mathml
+
+    out = markdown_math_to_mathml(r"loss $L = \frac{1}{N}$, `x = $y$`, costs \$5 and $$T_k(x) = 1$$" + "\n```\n$z$\n```")
+    assert out.count("<math") == 2 and 'display="block"' in out and 'display="inline"' in out
+    assert "<mfrac>" in out and "`x = $y$`" in out and r"\$5" in out and "\n```\n$z$\n```" in out
+    assert markdown_math_to_mathml(r"bad $\notacommand{$ stays") == r"bad $\notacommand{$ stays"
