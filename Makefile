@@ -24,7 +24,7 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# make demo: set up, then the demo sweep (the quickstart notebook: SynthPose, 6 minutes of training, OKS AP next to
+# make demo: set up, then the demo sweep (the quickstart notebook: SynthPose, 6.5 minutes of training, OKS AP next to
 # the mean-pose baseline; see sweeps/demo.yaml) -> reports/demo-sweep/{index.html,index.csv,demo/...}.
 # Re-running skips a finished run. reports/demo/metrics.json is a copy of its metrics (the headline numbers).
 DEMO_REPORT := reports/demo-sweep

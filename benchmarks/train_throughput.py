@@ -120,7 +120,8 @@ def main() -> None:
         ours = trainer_run(spec, ds, a.steps, a.warmup, a.workers, cl, Path(tmp) / "run", bf16)
         bare2 = bare_loop(spec, batches, a.steps, a.warmup, cl, bf16)
     bare = statistics.mean([bare1, bare2])
-    emit("train_throughput" + ("_nocache" if a.no_cache else ""), {"format": fmt,
+    name = "train_throughput_" + ("bf16" if bf16 else "fp32") + ("_nocache" if a.no_cache else "")
+    emit(name, {"format": fmt,
         "model": a.model, "input": a.input, "batch": 32, "steps": a.steps, "workers": a.workers,
         "channels_last": cl, "bf16": bf16, "image_cache": not a.no_cache, "torch_threads": torch.get_num_threads(),
         "bare_img_per_s": [round(bare1, 1), round(bare2, 1)], "trainer_img_per_s": round(ours, 1),

@@ -449,7 +449,7 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
             loader = DataLoader(train_set, batch_size=bs, sampler=indices, num_workers=config.num_workers,
                                 generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch, step_in_epoch)))
             stop = None
-            for batch in (_prefetched(loader) if config.num_workers == 0 else loader):
+            for batch in loader:
                 images = batch["image"]                                 # (B, 3, H, W)
                 if config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
@@ -511,56 +511,6 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
         bar.close()
     return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, stop_reason, best, last_val,
                        last_loss, time.perf_counter() - t_call, elapsed())
-
-
-class _prefetched:
-    """Iterate `iterable` one batch ahead in a background thread: the next batch is read, augmented and
-    encoded (OpenCV and NumPy release the GIL) while the network trains on this one. Same items, same
-    order; an error in the thread is raised here; closing early stops the thread."""
-
-    _DONE = object()
-
-    def __init__(self, iterable, depth: int = 2):
-        import queue
-        import threading
-
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iterable,), daemon=True, name="posenas-prefetch")
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, iterable) -> None:
-        try:
-            for item in iterable:
-                if not self._put(("item", item)):
-                    return
-            self._put(("done", None))
-        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
-            self._put(("error", err))
-
-    def __iter__(self):
-        try:
-            while True:
-                kind, value = self._queue.get()
-                if kind == "done":
-                    return
-                if kind == "error":
-                    raise value
-                yield value
-        finally:
-            self._stop.set()
-            self._thread.join(timeout=5.0)
 
 
 class _BudgetPlanner:
