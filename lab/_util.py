@@ -26,7 +26,7 @@ import contextlib
 import threading
 import time
 import traceback
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import ipywidgets as W
@@ -366,3 +366,21 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("png_bytes: OpenCV could not encode the image")
     return buf.tobytes()
+
+
+def fmt_int(v: Any) -> str:
+    """An integer with thousands separators for tables; "-" for None / NaN / not a number."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{int(f):,}" if np.isfinite(f) else "-"
+
+
+def fmt_float(v: Any) -> str:
+    """A number to 4 significant digits for tables; "-" for None / NaN / not a number."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{f:.4g}" if np.isfinite(f) else "-"

@@ -31,6 +31,8 @@ from posenas_core.genotype import spec_from_dict
 from posenas_core.search.transfer import TRANSFER_ACTIONS, transfer_report
 from posenas_core.spaces.evopose import EvoPoseSpec
 
+from lab._util import fmt_float as _fmt_f, fmt_int as _fmt_int
+
 __all__ = [
     "family_tree_frame", "family_tree_figure", "short_mutation",
     "BLOCK_COLUMNS", "block_frame", "block_diagram", "block_traces", "block_axes",
@@ -38,22 +40,6 @@ __all__ = [
 ]
 
 SE_RATIO = 0.25          # squeeze width = max(1, int(block input x 0.25)), as `posenas_core.models.evopose`
-
-
-def _fmt_int(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return f"{int(f):,}" if math.isfinite(f) else "-"
-
-
-def _fmt_f(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return f"{f:.4g}" if math.isfinite(f) else "-"
 
 
 # ---------------------------------------------------------------------------------------------

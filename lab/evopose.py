@@ -69,7 +69,8 @@ from posenas_core.runs.io import atomic_write_text
 from posenas_core.spaces.evopose import (FIXED_STRIDES, KERNELS, MAX_BLOCKS, MAX_CH8, EvoPoseSpec, compound_scaling,
                                          genotype_from_str, genotype_to_str, scaled_spec)
 
-from lab._util import BackgroundTask, DisplayMixin, ErrorArea, LiveMixin, Poller, fit_width, sync_figure
+from lab._util import (BackgroundTask, DisplayMixin, ErrorArea, LiveMixin, Poller, fit_width, fmt_float as _fmt_f,
+                       fmt_int as _fmt_int, sync_figure)
 from lab.evo_figures import (X_AXES, Y_AXES, archive_frame, evolution_figure, front_figure, generations_frame,
                              network_diagram, network_frame, parents_table)
 from lab.evo_pictures import block_frame
@@ -92,22 +93,6 @@ _NOWRAP = "<span style='white-space:nowrap'>{}</span>"
 def _parts_html(parts: Sequence[str]) -> str:
     """Status parts joined by middots; each part wraps as a whole (never in the middle)."""
     return " &middot; ".join(_NOWRAP.format(p) for p in parts)
-
-
-def _fmt_int(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return f"{int(f):,}" if np.isfinite(f) else "-"
-
-
-def _fmt_f(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return f"{f:.4g}" if np.isfinite(f) else "-"
 
 
 def candidates_html(df: pd.DataFrame) -> str:

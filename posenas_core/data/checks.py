@@ -24,7 +24,7 @@ import numpy as np
 from posenas_core.data.types import CachedImageSource, DirectoryImageSource, MemoryImageSource
 from posenas_core.errors import DataError
 
-__all__ = ["check_images", "image_problem"]
+__all__ = ["check_images", "image_problem", "jpeg_frame_size"]
 
 _JPEG_SOI = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"
@@ -34,8 +34,9 @@ _TAIL = 1024  # bytes read at the end of a file for its end marker (a little pad
 _PROGRESS_MIN = 1000  # images: fewer are checked without a progress bar (well under a second)
 
 
-def _jpeg_has_frame(f) -> bool:
-    """Whether the JPEG segments after SOI reach a frame header (SOFn) with a non-zero size."""
+def jpeg_frame_size(f) -> tuple[int, int] | None:
+    """(width, height) from the frame header (SOFn) of the JPEG open in `f` (binary), or None when the
+    segments after the start-of-image marker end, or reach the scan, before any frame header."""
     f.seek(2)
     while True:
         b = f.read(1)
@@ -44,19 +45,22 @@ def _jpeg_has_frame(f) -> bool:
         while b == b"\xff":                # fill bytes
             b = f.read(1)
         if not b:
-            return False
+            return None
         m = b[0]
         if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:  # markers without a length
             continue
         if m in (0xD9, 0xDA):              # end of image / start of scan before any frame header
-            return False
+            return None
         seg = f.read(2)
         if len(seg) < 2:
-            return False
+            return None
         n = struct.unpack(">H", seg)[0]
         if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
             d = f.read(5)
-            return len(d) == 5 and min(struct.unpack(">HH", d[1:5])) > 0
+            if len(d) < 5:
+                return None
+            h, w = struct.unpack(">HH", d[1:5])
+            return int(w), int(h)
         f.seek(n - 2, 1)
 
 
@@ -77,7 +81,8 @@ def image_problem(path: str | Path) -> str | None:
                 if head[12:16] != b"IHDR":
                     return f"is not a readable PNG (no IHDR header): {path}"
                 return None if _PNG_IEND in tail else f"is truncated (no PNG IEND chunk at its end): {path}"
-            if not _jpeg_has_frame(f):
+            size = jpeg_frame_size(f)
+            if size is None or min(size) == 0:
                 return f"is not a readable JPEG (no frame header with the image size): {path}"
             return None if _JPEG_EOI in tail else f"is truncated (no JPEG end-of-image marker at its end): {path}"
     import cv2

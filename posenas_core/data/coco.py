@@ -347,29 +347,9 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             return int(w), int(h)
         if head[:2] != b"\xff\xd8":
             return None
-        f.seek(2)
-        while True:
-            b = f.read(1)
-            while b and b != b"\xff":        # resync to a marker
-                b = f.read(1)
-            while b == b"\xff":              # fill bytes
-                b = f.read(1)
-            if not b:
-                return None
-            m = b[0]
-            if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:  # markers without a length
-                continue
-            seg = f.read(2)
-            if len(seg) < 2:
-                return None
-            n = struct.unpack(">H", seg)[0]
-            if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
-                d = f.read(5)
-                if len(d) < 5:
-                    return None
-                h, w = struct.unpack(">HH", d[1:5])
-                return int(w), int(h)
-            f.seek(n - 2, 1)
+        from posenas_core.data.checks import jpeg_frame_size
+
+        return jpeg_frame_size(f)
 
 
 def no_persons_message(name: str, n_images: int, n_annotations: int, min_keypoints: int, kind: str = "") -> str:

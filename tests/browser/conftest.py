@@ -137,7 +137,10 @@ class LabSession:
         nb = json.loads((ROOT / "notebooks" / src).read_text())
         cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(cells) == 1, f"{src} must have exactly one cell tagged 'parameters'"
-        cells[0]["source"] = "".join(f"{k} = {v!r}\n" for k, v in params.items())  # Python literals
+        # the notebook's own defaults, then the test's values (Python literals): parameters added later keep
+        # their defaults
+        original = "".join(cells[0]["source"]) if isinstance(cells[0]["source"], list) else cells[0]["source"]
+        cells[0]["source"] = original.rstrip("\n") + "\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())
         nb["metadata"]["kernelspec"] = {"name": KERNEL, "display_name": "PoseNAS (venv)", "language": "python"}
         path = self.root / name
         path.write_text(json.dumps(nb))
