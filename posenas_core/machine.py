@@ -110,6 +110,7 @@ def _format_name(bf16: bool, channels_last: bool) -> str:
 def resolve_auto(spec, input_hw, *, batch_size: int, bf16="auto", channels_last="auto") -> dict:
     """`choose_train_format` when anything is "auto", else the fixed choice without measuring."""
     if bf16 != "auto" and channels_last != "auto":
+        info = cpu_info()
         return {"bf16": bool(bf16), "channels_last": bool(channels_last), "img_per_s": None, "measured": {},
-                "cpu": cpu_info()["model"], "native_bf16": cpu_info()["native_bf16"]}
+                "cpu": info["model"], "native_bf16": info["native_bf16"]}
     return choose_train_format(spec, input_hw, batch_size=batch_size, bf16=bf16, channels_last=channels_last)

@@ -225,7 +225,7 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
                                                        channels_last=fmt["channels_last"])
             epochs = max(1, math.ceil(0.9 * max_minutes * 60.0 * ips / len(ds)))
     info = {"data_dir": str(data_dir), "model": model if isinstance(model, str) else spec.to_dict(),
-            "input_hw": list(input_hw), "epochs": epochs, "fill_budget": bool(max_minutes and epochs_auto),
+            "input_hw": list(input_hw), "epochs": epochs, "fill_budget": epochs_auto,   # auto needs max_minutes
             "sigma": sigma, "output_stride": stride, "train_persons": len(ds), "recipe": rec.name,
             "format": fmt, "aug": dataclasses.asdict(ds.aug)}
     run_dir.mkdir(parents=True, exist_ok=True)

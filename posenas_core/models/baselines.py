@@ -205,6 +205,18 @@ class BaselineSpec(Spec):
         return s
 
     @property
+    def part_shapes(self) -> list[tuple[int, int]]:
+        """(stride, channels) of each backbone part's output, in order: stem, one per stage row, final."""
+        s = STEM_STRIDE[self.backbone]
+        shapes = [(s, self.scaled(self.stem_channels))]
+        for r in self.stages:
+            s *= self._row_stride(r)
+            shapes.append((s, self.scaled(r[1] if self.backbone == "resnet" else r[2])))
+        if self.final_channels:
+            shapes.append((s, self.scaled(self.final_channels)))
+        return shapes
+
+    @property
     def output_stride(self) -> int:
         """Input pixels per heatmap pixel: 4 or 2 (validate() ties the backbone stride to the head)."""
         return self.backbone_stride // 2 ** self.head_layers
@@ -336,7 +348,7 @@ class BaselineNet(nn.Module):
         # head_skips: deconv i outputs stride S / 2**(i+1); its skip is the deepest backbone part at that stride.
         self._skip_from: list[int | None] = [None] * spec.head_layers
         if spec.head_skips:
-            parts = self._part_shapes()
+            parts = spec.part_shapes
             for i in range(spec.head_layers):
                 at = [j for j, (stride, _) in enumerate(parts) if stride == self.stride >> (i + 1)]
                 self._skip_from[i] = at[-1] if at else None
@@ -345,19 +357,6 @@ class BaselineNet(nn.Module):
             skip_channels = None
         self.head = DeconvHead(c, spec.num_joints, spec.head_channels, spec.head_layers, spec.head_kernel,
                                skip_channels=skip_channels)
-
-    def _part_shapes(self) -> list[tuple[int, int]]:
-        """(stride, channels) of each backbone part's output (stem, stages, final), from a dry run in eval mode."""
-        side = 2 * self.stride
-        x = torch.zeros(1, 3, side, side)
-        shapes = []
-        with torch.no_grad():
-            for part in self.backbone:
-                part.eval()
-                x = part(x)
-                part.train()
-                shapes.append((side // x.shape[-1], x.shape[1]))
-        return shapes
 
     def _init_backbone(self) -> None:
         for m in self.backbone.modules():
