@@ -27,7 +27,7 @@ def machine() -> dict:
 
 
 def emit(name: str, result: dict) -> dict:
-    from posenas_core.runs.io import atomic_write_json
+    from posenas_core.runs import atomic_write_json
 
     result = {"benchmark": name, "machine": machine(), **result}
     atomic_write_json(OUT / f"{name}.json", result)

@@ -74,7 +74,7 @@ def _lr(step: int, total: int, warmup: int, peak: float) -> float:
 @torch.no_grad()
 def val_loss(model, val_batches) -> float:
     """Masked heatmap MSE over the cached val batches (mean over all (B, K, h, w) elements)."""
-    from posenas_core.train.trainer import heatmap_mse
+    from posenas_core.train import heatmap_mse
 
     model.eval()
     total, n = 0.0, 0                                        # images are channels_last (see main)
@@ -90,7 +90,7 @@ def train_until(model, train_ds, val_batches, *, epochs: int, batch_size: int, p
     """Train `model` (Adam, warm-up + cosine to 0 over `epochs`); validate at step 0, every `eval_every`
     steps and at every epoch end; stop at the first validation <= target (when given). keep_best: end
     with the weights of the best validation (the public code's SAVE_BEST, used for the parent)."""
-    from posenas_core.train.trainer import heatmap_mse
+    from posenas_core.train import heatmap_mse
 
     n = len(train_ds)
     spe = n // batch_size
@@ -220,11 +220,11 @@ def main() -> None:
 
     from posenas_core import pipeline
     from posenas_core.data.synthpose import write_synthpose
-    from posenas_core.models.evopose import build_evopose
-    from posenas_core.runs.io import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl
-    from posenas_core.search.transfer import transfer_weights
+    from posenas_core.models import build_evopose
+    from posenas_core.runs import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl
+    from posenas_core.search import transfer_weights
     from posenas_core.spaces.evopose import ANCESTOR, EvoPoseSpec, genotype_from_str, genotype_to_str
-    from posenas_core.train.trainer import load_checkpoint
+    from posenas_core.train import load_checkpoint
 
     torch.set_num_threads(a.threads)
     t_start = time.perf_counter()

@@ -15,8 +15,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--min-run-time", type=float, default=2.0)
     a = ap.parse_args()
-    from posenas_core.eval.profiler import profile_model
-    from posenas_core.models.registry import PRESETS, build_model
+    from posenas_core.eval import profile_model
+    from posenas_core.models import PRESETS, build_model
 
     rows = {}
     for name, preset in sorted(PRESETS.items()):

@@ -27,8 +27,8 @@ from _common import emit
 
 def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool, bf16: bool = False) -> float:
     """img/s of forward + loss + backward + Adam over pre-made tensors (after `warmup` steps)."""
-    from posenas_core.models.registry import build_model
-    from posenas_core.train.trainer import heatmap_mse
+    from posenas_core.models import build_model
+    from posenas_core.train import heatmap_mse
 
     torch.manual_seed(0)
     model = build_model(spec).train()
@@ -55,8 +55,8 @@ def bare_loop(spec, batches, steps: int, warmup: int, channels_last: bool, bf16:
 def trainer_run(spec, ds, steps: int, warmup: int, workers: int, channels_last: bool, run_dir: Path,
                 bf16: bool = False) -> float:
     """img/s of posenas_core's trainer from its metrics.jsonl, excluding the first `warmup` steps."""
-    from posenas_core.runs.io import read_jsonl
-    from posenas_core.train.trainer import TrainConfig, train
+    from posenas_core.runs import read_jsonl
+    from posenas_core.train import TrainConfig, train
 
     bs = 32
     n = (steps + warmup) * bs
@@ -86,7 +86,7 @@ def main() -> None:
     a = ap.parse_args()
     from posenas_core import pipeline
     from posenas_core.data.synthpose import write_synthpose
-    from posenas_core.models.registry import load_spec
+    from posenas_core.models import load_spec
 
     from posenas_core.machine import resolve_auto
 

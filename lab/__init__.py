@@ -39,7 +39,9 @@ __all__ = [
 # EvoPose2D (issue 4): GenotypeEditor(spec=None, *, input_hw=None), EvolutionMonitor(run_dir, *, poll_seconds=2.0,
 # autostart=True), FrontExplorer(run_dirs, editor=None, *, names=None, x="macs", y="auto"); figures in lab.evo_figures.
 from lab.evo_figures import evolution_figure, front_figure, network_diagram, network_frame
-from lab.evopose import EvolutionMonitor, FrontExplorer, GenotypeEditor
+from lab.evolution_monitor import EvolutionMonitor
+from lab.front_explorer import FrontExplorer
+from lab.genotype_editor import GenotypeEditor
 
 __all__ += ["GenotypeEditor", "EvolutionMonitor", "FrontExplorer", "evolution_figure", "front_figure",
             "network_diagram", "network_frame"]

@@ -9,6 +9,9 @@
   label and a Stop button; ``report(done, total=None, text="")`` moves the bar; the function
   checks ``stop_event.is_set()`` between units of work. Errors go to the task's `ErrorArea`.
 - `Poller`: calls ``fn()`` every `interval` seconds in a daemon thread until stopped (a live view).
+- `LiveMixin`: the "refresh" / "live" buttons of a monitor, wired to its `Poller`; `start()` / `stop()`.
+- `JsonFile`: a run's config.json, re-read when it changes; `bad_lines_error`: the error for skipped
+  JSON lines; `parts_html`, `fmt_int`, `fmt_float`: status lines and table numbers.
 - `DisplayMixin`: ``_repr_mimebundle_`` / ``_ipython_display_`` delegate to ``self.widget`` so that
   a bare widget object at the end of a cell displays (and re-fit the widget's `fit_width` figures).
 - `sync_figure(live, fresh)`: copy a freshly built figure's traces into a live `go.FigureWidget`, one
@@ -23,16 +26,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import ipywidgets as W
 
-__all__ = ["ErrorArea", "BackgroundTask", "Poller", "DisplayMixin", "png_bytes", "sync_figure", "fit_width",
-           "refit_later"]
+from posenas_core.errors import DataError
+
+__all__ = ["ErrorArea", "BackgroundTask", "Poller", "LiveMixin", "DisplayMixin", "JsonFile", "read_json_object",
+           "bad_lines_error", "png_bytes", "sync_figure", "fit_width", "refit_later", "parts_html", "fmt_int",
+           "fmt_float"]
 
 
 class ErrorArea:
@@ -220,14 +229,35 @@ class Poller:
 
 
 class LiveMixin:
-    """Start / stop / refresh wiring of a widget that polls files: it has `live_button` (a ToggleButton
-    observed by `_on_live`), `_poller` (a Poller calling `_poll`), `errors` and `_source` (what the
-    errors say was being read)."""
+    """Live polling of files by a widget: a "refresh" button, a "live" toggle and a `Poller` calling `_poll`.
 
+    The widget calls `_poll_interval(poll_seconds)` first (its own validation), then `_live_controls(...)`,
+    which makes `.refresh_button`, `.live_button` and `._poller`; it needs `.errors` (an ErrorArea)."""
+
+    refresh_button: W.Button
     live_button: W.ToggleButton
     _poller: "Poller"
     errors: ErrorArea
     _source: str = ""
+
+    def _poll_interval(self, poll_seconds: Any) -> float:
+        """`poll_seconds` as a float; DataError naming the widget unless it is a number > 0."""
+        if not (isinstance(poll_seconds, (int, float)) and poll_seconds > 0):
+            raise DataError(f"{type(self).__name__}: poll_seconds must be a number > 0, got {poll_seconds!r}")
+        return float(poll_seconds)
+
+    def _live_controls(self, source: str, polled: str, poll_seconds: float,
+                       widths: tuple[str, str] = ("auto", "auto")) -> None:
+        """Make `.refresh_button` (-> `refresh()`), `.live_button` (-> `_on_live`: polling `polled` every
+        `poll_seconds`) with the given widths, and `._poller`; errors say "reading `source`"."""
+        self._source = str(source)
+        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width=widths[0]))
+        self.live_button = W.ToggleButton(value=False, description="live", icon="eye",
+                                          tooltip=f"poll {polled} every {poll_seconds:g} s",
+                                          layout=W.Layout(width=widths[1]))
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.live_button.observe(self.errors.wrap(self._on_live, "starting / stopping the polling"), names="value")
+        self._poller = Poller(self._poll, poll_seconds, self.errors, name=f"reading {self._source}")
 
     @property
     def running(self) -> bool:
@@ -259,6 +289,52 @@ class LiveMixin:
 
     def _poll(self) -> None:  # pragma: no cover - subclasses implement
         raise NotImplementedError
+
+
+class JsonFile:
+    """The JSON object in `path` (`.value`, None while the file is missing), re-read by `poll()` when the
+    file changes (inode, mtime, size)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.value: dict | None = None
+        self._stamp: tuple | None = None
+
+    def poll(self) -> bool:
+        """Re-read a changed file; True if it changed. DataError (`.value` kept) unless it holds a JSON object."""
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._stamp:
+            return False
+        self.value, self._stamp = (read_json_object(self.path) if stamp else None), stamp
+        return True
+
+
+def read_json_object(path: Path) -> dict | None:
+    """The JSON object in the file at `path`; None if there is no file; DataError if it is not a JSON object."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        d = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path} must hold a JSON object, got {type(d).__name__}")
+    return d
+
+
+def bad_lines_error(tail) -> DataError | None:
+    """The DataError for the lines a JSON-lines reader (`.path`, `.bad_lines` [(line, message)]) skipped."""
+    if not tail.bad_lines:
+        return None
+    n, msg = tail.bad_lines[0]
+    more = f" (and {len(tail.bad_lines) - 1} more lines)" if len(tail.bad_lines) > 1 else ""
+    return DataError(f"{tail.path}: line {n} is {msg}; skipped{more}")
 
 
 class DisplayMixin:
@@ -366,6 +442,11 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("png_bytes: OpenCV could not encode the image")
     return buf.tobytes()
+
+
+def parts_html(parts: Sequence[str]) -> str:
+    """Status parts joined by middots; each part wraps as a whole (never in the middle)."""
+    return " &middot; ".join(f"<span style='white-space:nowrap'>{p}</span>" for p in parts)
 
 
 def fmt_int(v: Any) -> str:

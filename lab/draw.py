@@ -28,8 +28,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from posenas_core.data.geometry import apply_affine, box_to_center_size, crop_affine, invert_affine
-from posenas_core.data.keypoints import COCO_SKELETON, JOINT_SIDE
+from posenas_core.data import COCO_SKELETON, JOINT_SIDE, apply_affine, box_to_center_size, crop_affine, invert_affine
 
 __all__ = [
     "GT_COLORS", "PRED_COLORS", "OTHER_COLOR", "BOX_COLOR", "limb_side", "rgb_css",

@@ -11,8 +11,8 @@ params_with_bn_stats, macs, val_loss, fitness, ap, epochs, wall_time_s, status, 
 population_fitness, wall_time_s). Fitness is lower-is-better (J = L * (T / n) ** Gamma with Gamma < 0,
 as the evolution writes it); validation loss too; AP is higher-is-better.
 
-- `archive_frame(records, run)`      archive.jsonl records -> one row per candidate
-- `generations_frame(records)`       generations.jsonl records -> one row per generation
+The DataFrames are those of `posenas_core.search.archive` (`archive_frame`, `generations_frame`).
+
 - `evolution_figure(arch, gens)`     candidates' fitness by generation, best so far, median, parents
 - `parents_table(arch, gens)`        the current parents and the best candidate
 - `front_figure(df, x=, y=)`         loss / AP / fitness vs MACs / params per run, Pareto fronts
@@ -23,27 +23,20 @@ as the evolution writes it); validation loss too; AP is higher-is-better.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from posenas_core.search.pareto import pareto_front, pareto_order
-from posenas_core.spaces.evopose import EvoPoseSpec
+from posenas_core.search import pareto_front, pareto_order
+from posenas_core.spaces import EvoPoseSpec
 
 __all__ = [
-    "ARCHIVE_COLUMNS", "GENERATION_COLUMNS", "X_AXES", "Y_AXES", "RUN_COLORS", "archive_frame", "generations_frame",
-    "evolution_figure", "parents_table", "front_points", "front_figure", "network_frame", "network_diagram",
+    "X_AXES", "Y_AXES", "RUN_COLORS", "evolution_figure", "parents_table", "front_points", "front_figure",
+    "network_frame", "network_diagram",
 ]
-
-ARCHIVE_COLUMNS = ["run", "id", "generation", "parent", "genotype", "status", "params", "params_with_bn_stats",
-                   "macs", "val_loss", "fitness", "ap", "epochs", "wall_time_s", "mutation", "error", "spec"]
-_ARCHIVE_FLOATS = ["generation", "parent", "params", "params_with_bn_stats", "macs", "val_loss", "fitness", "ap",
-                   "epochs", "wall_time_s"]
-GENERATION_COLUMNS = ["generation", "best_id", "best_fitness", "parents", "population_fitness", "wall_time_s"]
 
 # x: column, axis title, scale (values are divided by it for the axis)
 X_AXES = {"macs": ("macs", "GMACs (multiply-adds / 1e9)", 1e9), "params": ("params", "params (millions)", 1e6)}
@@ -52,80 +45,6 @@ Y_AXES = {"val_loss": ("val_loss", "validation loss", True), "fitness": ("fitnes
           "ap": ("ap", "AP", False)}
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
               "#bcbd22")
-
-
-def _num(v: Any) -> float:
-    """A float for JSON numbers; NaN for anything else (None, strings, bools)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return math.nan
-    return float(v)
-
-
-def _int_or_none(v: Any) -> int | None:
-    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Frames
-
-
-def archive_frame(records: Iterable[Mapping], run: str = "") -> pd.DataFrame:
-    """archive.jsonl records -> DataFrame with `ARCHIVE_COLUMNS`, one row per candidate id, by id.
-
-    Records without an integer "id" are skipped; a repeated id keeps its last record (a resumed run
-    may evaluate a candidate again). Numeric columns are float (NaN when absent / null; parent NaN for
-    the ancestor); id is int; genotype, status, mutation, error are str ("" when absent); spec is the
-    spec dict (None when absent); run is `run` on every row.
-    """
-    rows: dict[int, dict] = {}
-    for r in records:
-        if not isinstance(r, Mapping):
-            continue
-        cid = _int_or_none(r.get("id"))
-        if cid is None:
-            continue
-        row: dict[str, Any] = {"run": str(run), "id": cid}
-        for c in _ARCHIVE_FLOATS:
-            row[c] = _num(r.get(c))
-        for c in ("genotype", "status", "mutation", "error"):
-            v = r.get(c)
-            row[c] = "" if v is None else str(v)
-        row["spec"] = r.get("spec") if isinstance(r.get("spec"), Mapping) else None
-        rows[cid] = row
-    df = pd.DataFrame([rows[k] for k in sorted(rows)], columns=ARCHIVE_COLUMNS)
-    df["id"] = df["id"].astype(int)
-    for c in _ARCHIVE_FLOATS:
-        df[c] = df[c].astype(float)
-    return df
-
-
-def generations_frame(records: Iterable[Mapping]) -> pd.DataFrame:
-    """generations.jsonl records -> DataFrame with `GENERATION_COLUMNS`, one row per generation, sorted.
-
-    generation is int (records without one are skipped; a repeated generation keeps its last record);
-    best_id, best_fitness, wall_time_s float (NaN when absent); parents a list of int ids,
-    population_fitness a list of floats (NaN for nulls).
-    """
-    rows: dict[int, dict] = {}
-    for r in records:
-        if not isinstance(r, Mapping):
-            continue
-        g = _int_or_none(r.get("generation"))
-        if g is None:
-            continue
-        parents = r.get("parents")
-        pop = r.get("population_fitness")
-        rows[g] = {
-            "generation": g, "best_id": _num(r.get("best_id")), "best_fitness": _num(r.get("best_fitness")),
-            "parents": [p for p in (parents if isinstance(parents, list) else []) if _int_or_none(p) is not None],
-            "population_fitness": [_num(v) for v in (pop if isinstance(pop, list) else [])],
-            "wall_time_s": _num(r.get("wall_time_s")),
-        }
-    df = pd.DataFrame([rows[k] for k in sorted(rows)], columns=GENERATION_COLUMNS)
-    df["generation"] = df["generation"].astype(int)
-    for c in ("best_id", "best_fitness", "wall_time_s"):
-        df[c] = df[c].astype(float)
-    return df
 
 
 def _ok(df: pd.DataFrame, col: str) -> pd.DataFrame:

@@ -28,8 +28,8 @@ import plotly.graph_objects as go
 
 from posenas_core.errors import DataError
 from posenas_core.genotype import spec_from_dict
-from posenas_core.search.transfer import TRANSFER_ACTIONS, transfer_report
-from posenas_core.spaces.evopose import EvoPoseSpec
+from posenas_core.search import TRANSFER_ACTIONS, transfer_report
+from posenas_core.spaces import EvoPoseSpec
 
 from lab._util import fmt_float as _fmt_f, fmt_int as _fmt_int
 

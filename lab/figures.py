@@ -22,8 +22,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from posenas_core.data.keypoints import COCO_KEYPOINTS, COCO_SKELETON, JOINT_SIDE
-from posenas_core.runs.batch import flatten_scalars
+from posenas_core.data import COCO_KEYPOINTS, COCO_SKELETON, JOINT_SIDE
+from posenas_core.runs import flatten_scalars
 
 from lab.draw import GT_COLORS, PRED_COLORS, limb_side, rgb_css
 

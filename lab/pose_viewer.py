@@ -3,7 +3,7 @@
     viewer = PoseViewer(val_set, predictions=results, heatmap_fn=lambda i: model_heatmaps(i))
     viewer            # displays (a bare expression)
 
-    from posenas_core.train.predict import heatmap_fn_from_checkpoint
+    from posenas_core.train import heatmap_fn_from_checkpoint
     PoseViewer(val_set, kps, heatmap_fn=heatmap_fn_from_checkpoint(ckpt, val_set, (128, 96)),
                input_size_hw=(128, 96))                 # a trained model's heatmaps (the notebooks do this)
 
@@ -38,9 +38,9 @@ from typing import Any, Callable, Sequence
 import ipywidgets as W
 import numpy as np
 
-from posenas_core.data.keypoints import COCO_KEYPOINTS
+from posenas_core.data import COCO_KEYPOINTS
 from posenas_core.errors import DataError
-from posenas_core.eval.coco_eval import oks
+from posenas_core.eval import oks
 
 from lab._util import DisplayMixin, ErrorArea, png_bytes
 from lab.draw import BOX_COLOR, GT_COLORS, OTHER_COLOR, PRED_COLORS, render_pose, rgb_css

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import ipywidgets as W
 import pandas as pd
 
-from posenas_core.runs.batch import collect_runs
+from posenas_core.runs import collect_runs
 
 from lab._util import DisplayMixin, ErrorArea
 

@@ -7,7 +7,7 @@ It reads the trainer's files (`posenas_core.train.trainer`): ``metrics.jsonl`` (
 {step, epoch, loss, lr, img_per_s, time, wall}; per validation {epoch, step, val: {...}, time, wall})
 and ``config.json`` ({"train": TrainConfig, "spec": spec}).
 
-Reading (`JsonlTail`): only the bytes appended since the last poll are read (the file offset is kept);
+Reading (`posenas_core.runs.io.JsonlTail`): only the bytes appended since the last poll are read (the file offset is kept);
 a last line without its newline is a write in progress (or a kill's torn line) and is left for the next
 poll; a file that was replaced (the trainer rewrites it atomically when it starts or resumes: new inode)
 or shrank is read again from the start. A complete line that is not JSON is skipped and reported once in
@@ -35,80 +35,12 @@ from typing import Any
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from posenas_core.errors import DataError
+from posenas_core.runs import JsonlTail
 
-from lab._util import DisplayMixin, ErrorArea, LiveMixin, Poller, fit_width, sync_figure
+from lab._util import DisplayMixin, ErrorArea, JsonFile, LiveMixin, bad_lines_error, fit_width, parts_html, sync_figure
 from lab.figures import metrics_frame, training_curves, val_ap
 
-__all__ = ["JsonlTail", "TrainingMonitor", "run_status", "config_html"]
-
-
-class JsonlTail:
-    """Incremental reader of an append-only JSON-lines file (see the module docstring).
-
-    `.records` holds every complete record read so far; `poll()` returns (new records, reset) where
-    reset is True when the file was replaced / truncated / deleted and `.records` started over.
-    Complete lines that are not JSON objects are skipped and returned by `poll` in `.bad_lines`
-    ([(line number, message)] of that poll).
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.offset = 0
-        self.ident: tuple[int, int] | None = None
-        self.records: list[dict] = []
-        self.lines_read = 0
-        self.bad_lines: list[tuple[int, str]] = []
-        self.mtime: float | None = None
-
-    def _reset(self) -> None:
-        self.offset, self.lines_read, self.records = 0, 0, []
-
-    @property
-    def exists(self) -> bool:
-        return self.ident is not None
-
-    def poll(self) -> tuple[list[dict], bool]:
-        self.bad_lines = []
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            reset = self.ident is not None
-            self.ident, self.mtime = None, None
-            self._reset()
-            return [], reset
-        ident = (st.st_dev, st.st_ino)
-        reset = False
-        if ident != self.ident or st.st_size < self.offset:
-            reset = self.ident is not None
-            self._reset()
-            self.ident = ident
-        self.mtime = st.st_mtime
-        if st.st_size <= self.offset:
-            return [], reset
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st.st_size - self.offset)
-        end = data.rfind(b"\n")
-        if end < 0:  # only a line in progress
-            return [], reset
-        self.offset += end + 1
-        new = []
-        for raw in data[: end + 1].split(b"\n")[:-1]:
-            self.lines_read += 1
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                self.bad_lines.append((self.lines_read, f"not valid JSON ({e})"))
-                continue
-            if not isinstance(rec, dict):
-                self.bad_lines.append((self.lines_read, f"a JSON {type(rec).__name__}, not an object"))
-                continue
-            new.append(rec)
-        self.records.extend(new)
-        return new, reset
+__all__ = ["TrainingMonitor", "run_status", "config_html"]
 
 
 def _fmt(v: Any) -> str:
@@ -197,16 +129,13 @@ class TrainingMonitor(LiveMixin, DisplayMixin):
 
     def __init__(self, run_dir: str | os.PathLike, *, poll_seconds: float = 2.0, autostart: bool = True,
                  title: str = "", stale_after_s: float = 300.0):
-        if not (isinstance(poll_seconds, (int, float)) and poll_seconds > 0):
-            raise DataError(f"TrainingMonitor: poll_seconds must be a number > 0, got {poll_seconds!r}")
+        self.poll_seconds = self._poll_interval(poll_seconds)
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.config_path = self.run_dir / "config.json"
-        self.poll_seconds = float(poll_seconds)
         self.stale_after_s = float(stale_after_s)
         self.tail = JsonlTail(self.metrics_path)
-        self.config_dict: dict | None = None
-        self._config_stamp: tuple | None = None
+        self._config_file = JsonFile(self.config_path)
         self._lock = threading.Lock()
         self._drawn = None  # (n records, tail ident) last drawn
         self.df = metrics_frame([])
@@ -225,12 +154,7 @@ class TrainingMonitor(LiveMixin, DisplayMixin):
         self.config = W.HTML(config_html(None), layout=W.Layout(width="auto", max_height="260px",
                                                                 overflow="auto", margin="0 0 0 8px"))
         self.config.add_class("posenas-config")
-        self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="90px"))
-        self.live_button = W.ToggleButton(value=False, description="live", icon="eye",
-                                          tooltip=f"poll {self.metrics_path.name} every {self.poll_seconds:g} s",
-                                          layout=W.Layout(width="80px"))
-        self.refresh_button.on_click(lambda _b: self.refresh())
-        self.live_button.observe(self.errors.wrap(self._on_live, "starting / stopping the polling"), names="value")
+        self._live_controls(self.metrics_path, self.metrics_path.name, self.poll_seconds, widths=("90px", "80px"))
         head = W.HTML(f"<h3 style='margin:4px 0'>{html.escape(title or str(self.run_dir))}</h3>")
         self.widget = W.VBox([
             head,
@@ -240,8 +164,6 @@ class TrainingMonitor(LiveMixin, DisplayMixin):
             self.config,
             self.errors.widget,
         ], layout=W.Layout(width="100%"))
-        self._source = str(self.metrics_path)
-        self._poller = Poller(self._poll, self.poll_seconds, self.errors, name=f"reading {self.metrics_path}")
         self.refresh()
         if autostart:
             self.start()
@@ -250,30 +172,16 @@ class TrainingMonitor(LiveMixin, DisplayMixin):
     def records(self) -> list[dict]:
         return self.tail.records
 
-    def _read_config(self) -> None:
-        try:
-            st = os.stat(self.config_path)
-        except FileNotFoundError:
-            if self.config_dict is not None:
-                self.config_dict, self._config_stamp = None, None
-                self.config.value = config_html(None)
-            return
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp == self._config_stamp:
-            return
-        try:
-            cfg = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(f"{self.config_path} is not valid JSON: {e}") from None
-        if not isinstance(cfg, dict):
-            raise DataError(f"{self.config_path} must hold a JSON object, got {type(cfg).__name__}")
-        self.config_dict, self._config_stamp = cfg, stamp
-        self.config.value = config_html(cfg)
+    @property
+    def config_dict(self) -> dict | None:
+        """The run's config.json (None while there is none)."""
+        return self._config_file.value
 
     def _poll(self) -> None:
         with self._lock:
             self.polls += 1
-            self._read_config()
+            if self._config_file.poll():
+                self.config.value = config_html(self.config_dict)
             new, reset = self.tail.poll()
             key = (len(self.tail.records), self.tail.ident)
             if key != self._drawn:
@@ -284,11 +192,9 @@ class TrainingMonitor(LiveMixin, DisplayMixin):
             age = time.time() - self.tail.mtime if self.tail.mtime is not None else None
             self.summary = run_status(self.tail.records, self.config_dict, exists=self.tail.exists, age_s=age)
             self._show_status(self.summary)
-            bad = self.tail.bad_lines
-        if bad:
-            n, msg = bad[0]
-            more = f" (and {len(bad) - 1} more lines)" if len(bad) > 1 else ""
-            raise DataError(f"{self.metrics_path}: line {n} is {msg}; skipped{more}")
+            err = bad_lines_error(self.tail)
+        if err is not None:
+            raise err
 
     def _show_status(self, s: dict) -> None:
         if s["state"] == "waiting":
@@ -320,7 +226,7 @@ class TrainingMonitor(LiveMixin, DisplayMixin):
         if s["state"] != "finished" and s["age_s"] is not None:
             parts.append(f"<span style='color:#888'>updated {_hms(s['age_s'])} ago</span>")
         # one line: the parts wrap as wholes (never "best AP" / "0.000" on two lines)
-        self.status.value = " &middot; ".join(f"<span style='white-space:nowrap'>{p}</span>" for p in parts)
+        self.status.value = parts_html(parts)
         if s["state"] == "finished":
             self.progress.max, self.progress.value, self.progress.bar_style = 1, 1, "success"
         elif s["total_steps"] and s["step"] is not None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from posenas_core.errors import ConfigError, PoseNASError
 
+__all__ = ["build_parser", "main", "parse_hw"]
+
 
 def parse_hw(text: str) -> tuple[int, int]:
     """argparse type for --input: `pipeline.parse_input_size`, its error reported as argparse's."""
@@ -151,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=_pos_int, default=None, help="concurrent runs (default: the sweep's)")
     b.add_argument("--timeout", type=_pos_float, default=None, help="per-cell timeout in seconds")
 
-    from posenas_core.search.evolution import add_evolve_parser
+    from posenas_core.search.evolve_cli import add_evolve_parser
 
     add_evolve_parser(sub)
 
@@ -220,7 +222,8 @@ def _cmd_eval(a) -> dict:
 
 
 def _cmd_run(a) -> dict:
-    from posenas_core.runs.notebooks import coerce_cli_value, read_parameters, run_notebook
+    from posenas_core.runs.notebooks import run_notebook
+    from posenas_core.runs.params import coerce_cli_value, read_parameters
 
     known = read_parameters(a.notebook)  # missing notebook / no parameters cell: ConfigError
     params: dict = {}
@@ -282,7 +285,7 @@ def _cmd_demo(a) -> dict:
 
 
 def _cmd_evolve(a) -> dict:
-    from posenas_core.search.evolution import cmd_evolve
+    from posenas_core.search.evolve_cli import cmd_evolve
 
     return cmd_evolve(a)
 

@@ -5,6 +5,8 @@ Every error raised for bad user input is a `PoseNASError` whose message names wh
 that only know the standard library still catch them.
 """
 
+__all__ = ["PoseNASError", "DataError", "SpecError", "ConfigError", "CheckpointError"]
+
 
 class PoseNASError(ValueError):
     """Base class: bad input, named precisely."""

@@ -8,15 +8,24 @@ spec is hashable and can key a cache.
     spec.to_json()              -> '{"kind": "baseline", ...}'
     spec_from_json(text)        -> the right Spec subclass, validated
     spec_from_dict(d)           -> same, from a dict (e.g. a checkpoint's "spec" entry)
+
+Field checks for `validate()`: `check_int`, `check_float`, `check_choice`. `make_divisible` is the width
+rounding every family shares (no torch here, so spaces and models can both import it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, ClassVar
 
 from posenas_core.errors import SpecError
+
+__all__ = [
+    "Spec", "registered_kinds", "spec_from_dict", "spec_from_json", "check_int", "check_float", "check_choice",
+    "make_divisible",
+]
 
 _REGISTRY: dict[str, type["Spec"]] = {}
 
@@ -116,6 +125,25 @@ def check_int(owner: str, name: str, value: Any, lo: int, hi: int) -> None:
         raise SpecError(f"{owner}.{name} = {value} is out of range; allowed [{lo}, {hi}]")
 
 
+def check_float(owner: str, name: str, value: Any, lo: float, hi: float) -> None:
+    """SpecError unless `value` is a finite real number (int or float, not bool) in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"{owner}.{name} must be a number in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise SpecError(f"{owner}.{name} = {value} is out of range; allowed [{lo}, {hi}]")
+
+
 def check_choice(owner: str, name: str, value: Any, allowed) -> None:
+    """SpecError unless `value` is one of `allowed`. Message names owner.field and the choices."""
     if value not in tuple(allowed):
         raise SpecError(f"{owner}.{name} = {value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """`v` rounded to the nearest multiple of `divisor` (at least `min_value`, default `divisor`), then one
+    `divisor` more if that fell over 10% below `v` (timm / TF `make_divisible`, EfficientNet `round_filters`)."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v

@@ -23,6 +23,13 @@ import numpy as np
 from posenas_core.errors import ConfigError, DataError
 from posenas_core.runs.io import atomic_write_json
 
+__all__ = [
+    "RUN_INFO", "PRECISIONS", "QuickstartConfig", "parse_input_size", "split_paths", "load_split",
+    "heatmap_sigma", "make_dataset", "evaluate_model", "check_run_dir", "train_on_dataset", "run_info",
+    "evaluate_checkpoint", "predict_checkpoint", "mean_pose_baseline", "run_demo", "synthpose_dir",
+    "make_synthpose", "load_exported", "write_metrics",
+]
+
 RUN_INFO = "pipeline.json"  # beside a run's checkpoints: data dir, input size, model name
 
 
@@ -59,43 +66,30 @@ def load_split(data_dir: str | Path, split: str, *, train: bool):
     return read_coco_keypoints(ann, images, min_keypoints=1 if train else 0)
 
 
-def output_stride_of(spec_or_model) -> int:
-    """Input pixels per heatmap pixel of a spec or a built model (4 for the baselines, 2 or 4 for EvoPose2D)."""
-    for obj in (spec_or_model, getattr(spec_or_model, "spec", None)):
-        s = getattr(obj, "output_stride", None)
-        if isinstance(s, int):
-            return s
-    return 4
+def heatmap_sigma(input_hw, sigma: float | None = None, *, stride: int) -> float:
+    """Gaussian sigma in heatmap pixels: `sigma` if given, else max(2, 2h'/64) for a heatmap of h' = H/stride
+    rows (`stride`: the model's output stride, `spec.output_stride`).
 
-
-def heatmap_sigma(input_hw, sigma: float | None = None, stride: int = 4) -> float:
-    """Gaussian sigma in heatmap pixels: `sigma` if given, else max(2, 2h'/64) for a heatmap of h' = H/stride rows.
-
-    EvoPose2D's rule 2h'/64 gives 2 at 256x192 (64x48 heatmaps) but 1 at 128x96 (32x24), where the
-    target is so small that a CPU-budget training run learns slowly (measured: benchmarks/ap_figures.py);
-    2 heatmap pixels is SimpleBaseline's value and the floor here."""
+    EvoPose2D's rule 2h'/64 gives 1 at 128x96 (32x24 heatmaps), a target so small that a CPU-budget run
+    learns slowly (benchmarks/ap_figures.py); 2 heatmap pixels is SimpleBaseline's value and the floor here."""
     from posenas_core.data.codec import default_sigma
 
     return float(sigma) if sigma is not None else max(2.0, default_sigma(int(input_hw[0]) // int(stride)))
 
 
-def make_dataset(person_set, input_hw, *, train: bool, seed: int = 0, sigma: float | None = None, aug=None,
-                 stride: int = 4, cache_mb: int = 0):
-    """A TopDownDataset over `person_set` with heatmaps at output `stride`; `aug` is an AugConfig or a dict of
-    its fields (default AugConfig()); `cache_mb` > 0 keeps up to that many MiB of decoded images in memory
-    (`CachedImageSource`: for training, which reads every image once per epoch)."""
+def make_dataset(person_set, input_hw, *, train: bool, stride: int, seed: int = 0, sigma: float | None = None,
+                 aug=None, cache_mb: int = 0):
+    """A TopDownDataset over `person_set` with heatmaps at output `stride` (the model's `spec.output_stride`);
+    `aug` is an AugConfig or a dict of its fields (default AugConfig(); `transforms.aug_config_from`);
+    `cache_mb` > 0 keeps up to that many MiB of decoded images in memory (`CachedImageSource`: for
+    training, which reads every image once per epoch)."""
     from posenas_core.data.codec import HeatmapCodec
     from posenas_core.data.dataset import TopDownDataset
-    from posenas_core.data.transforms import AugConfig
+    from posenas_core.data.transforms import aug_config_from
 
     hw = tuple(int(v) for v in input_hw)
-    codec = HeatmapCodec(hw, stride, sigma=heatmap_sigma(hw, sigma, stride))
-    if aug is None or isinstance(aug, dict):
-        names = {f.name for f in dataclasses.fields(AugConfig)}
-        unknown = sorted(set(aug or {}) - names)
-        if unknown:
-            raise ConfigError(f"aug: unknown field(s) {unknown}; allowed: {sorted(names)}")
-        aug = AugConfig(**(aug or {}))
+    codec = HeatmapCodec(hw, stride, sigma=heatmap_sigma(hw, sigma, stride=stride))
+    aug = aug_config_from(aug, "aug")
     source = person_set.image_source
     if cache_mb:
         from posenas_core.data.types import CachedImageSource
@@ -109,7 +103,7 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`."""
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
-    from posenas_core.train.predict import predict
+    from posenas_core.train.predict import output_stride_of, predict
 
     ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
                       stride=output_stride_of(model))
@@ -184,7 +178,7 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
     `cache_mb` MiB of decoded training images are kept in memory (0: off)."""
     from posenas_core.models.registry import load_spec
     from posenas_core.train.predict import make_val_fn
-    from posenas_core.train.trainer import TrainConfig, train
+    from posenas_core.train.trainer import train
 
     from posenas_core.genotype import Spec
     from posenas_core.train.recipes import get_recipe
@@ -202,8 +196,8 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
         check_images(person_set, progress=progress)
     rec = get_recipe(recipe)
     batch_size = rec.batch_size if batch_size is None else batch_size
-    stride = output_stride_of(spec)
-    sigma = heatmap_sigma(input_hw, rec.sigma if sigma is None else sigma, stride)
+    stride = spec.output_stride
+    sigma = heatmap_sigma(input_hw, rec.sigma if sigma is None else sigma, stride=stride)
     ds = make_dataset(train_set, input_hw, train=True, seed=seed, sigma=sigma,
                       aug=rec.aug if aug is None else aug, stride=stride, cache_mb=cache_mb)
     previous = _resumable_info(run_dir) if resume else None
@@ -268,7 +262,7 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise ConfigError(f"checkpoint file not found: {checkpoint}")
-    from posenas_core.train.trainer import load_checkpoint
+    from posenas_core.train.checkpoints import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     info = run_info(checkpoint)
@@ -286,8 +280,8 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
 
 def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argmax", flip_test: bool = True) -> np.ndarray:
     """(N, K, 3) predicted keypoints (x, y, score in image pixels) of `checkpoint` for `person_set.records`."""
-    from posenas_core.train.predict import predict
-    from posenas_core.train.trainer import load_checkpoint
+    from posenas_core.train.checkpoints import load_checkpoint
+    from posenas_core.train.predict import output_stride_of, predict
 
     model, _ = load_checkpoint(checkpoint)
     ds = make_dataset(person_set, input_hw, train=False, sigma=run_info(checkpoint).get("sigma"),
@@ -442,7 +436,7 @@ def load_exported(model_dir):
     from posenas_core.genotype import spec_from_json
     from posenas_core.models.registry import build_model
     from posenas_core.runs.io import read_torch_file
-    from posenas_core.train.trainer import check_state_dict
+    from posenas_core.train.checkpoints import check_state_dict
 
     model_dir = Path(model_dir)
     spec_file, weights_file = model_dir / "spec.json", model_dir / "weights.pt"

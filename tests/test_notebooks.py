@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from posenas_core.errors import ConfigError
-from posenas_core.runs.notebooks import read_parameters, run_notebook
+from posenas_core.runs.notebooks import run_notebook
+from posenas_core.runs.params import read_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -85,10 +86,10 @@ def test_shipped_notebooks_carry_jupyterlab_metadata(nb):
 
 def test_evopose_notebook_ancestor_parameter_takes_what_the_editor_sends():
     """GenotypeEditor "send to notebook" -> the `ancestor` parameter (CLI or JSON) -> the evolution's ancestor."""
-    from posenas_core.runs.notebooks import check_parameters, coerce_cli_value
+    from posenas_core.runs.params import check_parameters, coerce_cli_value
     from posenas_core.spaces.evopose import ANCESTOR, GENOTYPE_S, EvoPoseSpec, genotype_to_str
 
-    from lab.evopose import spec_from_text
+    from lab.genotype_editor import spec_from_text
 
     nb = ROOT / "notebooks" / "02_evopose2d.ipynb"
     params = read_parameters(nb)

@@ -89,19 +89,33 @@ def test_missing_split_names_the_file(tmp_path):
 
 
 def test_heatmap_sigma_rule():
-    assert pipeline.heatmap_sigma((256, 192)) == 2.0      # EvoPose2D's 2h'/64 at 64x48
-    assert pipeline.heatmap_sigma((128, 96)) == 2.0       # floor of 2 heatmap px (2h'/64 would be 1)
-    assert pipeline.heatmap_sigma((512, 384)) == 4.0
-    assert pipeline.heatmap_sigma((128, 96), 1.5) == 1.5
+    assert pipeline.heatmap_sigma((256, 192), stride=4) == 2.0      # EvoPose2D's 2h'/64 at 64x48
+    assert pipeline.heatmap_sigma((128, 96), stride=4) == 2.0       # floor of 2 heatmap px (2h'/64 would be 1)
+    assert pipeline.heatmap_sigma((512, 384), stride=4) == 4.0
+    assert pipeline.heatmap_sigma((128, 96), 1.5, stride=4) == 1.5
+
+
+def test_aug_config_from_names_the_owner_the_unknown_fields_and_the_allowed_ones():
+    from posenas_core.data.transforms import AugConfig, aug_config_from
+
+    assert aug_config_from(None) == AugConfig() and aug_config_from({"flip_prob": 0.0}) == AugConfig(flip_prob=0.0)
+    cfg = AugConfig(scale_factor=0.1)
+    assert aug_config_from(cfg) is cfg
+    with pytest.raises(ConfigError, match=r"^Run\.aug: unknown field\(s\) \['flip', 'rot'\]; allowed: \[.*'flip_prob'"):
+        aug_config_from({"rot": 1, "flip": 0.5, "flip_prob": 0.5}, "Run.aug")
+    with pytest.raises(ConfigError, match=r"^aug: AugConfig\.flip_prob = 2 is invalid"):
+        aug_config_from({"flip_prob": 2})
+    with pytest.raises(ConfigError, match=r"^aug = 3 is invalid; allowed: a mapping of AugConfig fields"):
+        aug_config_from(3)
 
 
 def test_make_dataset_aug_and_sigma(demo):
     out, _ = demo
     ps = pipeline.load_split(out / "synthpose", "val", train=False)
-    ds = pipeline.make_dataset(ps, (128, 96), train=True, sigma=3.0, aug={"rotation_prob": 0.0})
+    ds = pipeline.make_dataset(ps, (128, 96), train=True, stride=4, sigma=3.0, aug={"rotation_prob": 0.0})
     assert ds.codec.sigma == 3.0 and ds.aug.rotation_prob == 0.0
     with pytest.raises(ConfigError, match=r"aug: unknown field\(s\) \['rot'\]"):
-        pipeline.make_dataset(ps, (128, 96), train=True, aug={"rot": 1})
+        pipeline.make_dataset(ps, (128, 96), train=True, stride=4, aug={"rot": 1})
 
 
 def test_run_info_records_sigma(demo):

@@ -1,6 +1,7 @@
 """Checks of a dataset's images, run before a long job (training, an evolution) writes anything.
 
     check_images(person_set, progress=True)   -> number of distinct images checked, or DataError
+    image_size(source, file_name)             -> (width, height) from the file's header, without decoding
 
 Every image a record refers to must exist and be readable. For files on disk that means: not empty, and
 a complete JPEG (start-of-image marker, a frame header with the image size, an end-of-image marker in the
@@ -21,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from posenas_core.data.types import CachedImageSource, DirectoryImageSource, MemoryImageSource
+from posenas_core.data.types import CachedImageSource, DirectoryImageSource, ImageSource, MemoryImageSource
 from posenas_core.errors import DataError
 
-__all__ = ["check_images", "image_problem", "jpeg_frame_size"]
+__all__ = ["check_images", "image_problem", "jpeg_frame_size", "header_size", "image_size", "image_available"]
 
 _JPEG_SOI = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"
@@ -62,6 +63,47 @@ def jpeg_frame_size(f) -> tuple[int, int] | None:
             h, w = struct.unpack(">HH", d[1:5])
             return int(w), int(h)
         f.seek(n - 2, 1)
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's frame header; None for anything else."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if head[:8] == _PNG_SIG and len(head) >= 24:
+            w, h = struct.unpack(">II", head[16:24])
+            return int(w), int(h)
+        if head[:2] != b"\xff\xd8":
+            return None
+        return jpeg_frame_size(f)
+
+
+def image_size(source: ImageSource | None, file_name: str) -> tuple[int, int] | None:
+    """(width, height) of an image without decoding it where possible (JPEG / PNG header, else OpenCV);
+    None if it cannot be known (no such image, no source, another kind of source)."""
+    if isinstance(source, MemoryImageSource):
+        img = source.images.get(file_name)
+        return None if img is None else (int(np.shape(img)[1]), int(np.shape(img)[0]))
+    if not isinstance(source, DirectoryImageSource):
+        return None
+    path = source.root / file_name
+    if not path.is_file():
+        return None
+    size = header_size(path)
+    if size is None:
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        size = None if img is None else (int(img.shape[1]), int(img.shape[0]))
+    return size
+
+
+def image_available(source: ImageSource | None, file_name: str) -> bool:
+    """Whether `source` holds `file_name` now (True for a source that cannot say, or none)."""
+    if isinstance(source, MemoryImageSource):
+        return file_name in source.images
+    if isinstance(source, DirectoryImageSource):
+        return (source.root / file_name).is_file()
+    return True
 
 
 def image_problem(path: str | Path) -> str | None:

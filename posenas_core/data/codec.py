@@ -5,7 +5,7 @@ Encoding. A joint at crop (input) position x maps to the heatmap position x_hm =
 exp(-((i - x_hm)^2 + (j - y_hm)^2) / (2 sigma^2)) over the cell centres (i, j), value 1 at the exact
 centre (so the sampled peak is <= 1; EvoPose2D scales by 255, we do not). It is the outer product of two
 1-D Gaussians, vectorised over joints (and any leading dims); each 1-D factor is set to 0 below exp(-40)
-(beyond ~8.9 sigma: effectively untruncated, but keeps float32 denormals, 3x slower, out of the targets).
+(beyond ~8.9 sigma: effectively untruncated, without float32 denormals).
 weight = 1 where v > 0 and the centre lies inside the heatmap's continuous extent
 [-0.5, w-0.5] x [-0.5, h-0.5] (the crop's extent, same as `transforms`' v=0 rule); else weight 0 and a zero map.
 
@@ -17,8 +17,7 @@ Decoding (`decode`): per-joint argmax, then
   (gradient and 2x2 Hessian) at the argmax, clipped to +-1 cell. The zero-border blur pulls peaks that
   lie within ~1.75 sigma of a border inward (by up to a cell), so along an axis where the argmax is
   closer than m = ceil(1.75 sigma - 0.75) cells to the border (and where the Hessian is not negative
-  definite) the quarter step is kept. Measured on clean maps (64x48, sigma 2, points uniform over the
-  whole map; tests/data/test_codec.py): mean error 0.20 cells (argmax) vs 0.044 (dark; 3e-6 in the interior).
+  definite) the quarter step is kept (`tests/data/test_codec.py -s` prints both methods' errors on clean maps).
 Coordinates are returned in crop INPUT pixels (heatmap_to_input), score = the map's maximum (raw map).
 
 Flip. Heatmaps of a horizontally flipped input are un-flipped by exactly x -> w-1-x plus the channel
@@ -71,9 +70,12 @@ def _blur(hm: np.ndarray, sigma: float) -> np.ndarray:
 
 
 class HeatmapCodec:
-    """Encode crop keypoints to Gaussian heatmaps and decode heatmaps back to crop coordinates."""
+    """Encode crop keypoints to Gaussian heatmaps and decode heatmaps back to crop coordinates.
 
-    def __init__(self, input_size_hw: Sequence[int] = (256, 192), stride: int = 4, sigma: float = 2.0):
+    `input_size_hw` (H, W): the network input; `stride`: the model's output stride (`spec.output_stride`),
+    heatmaps are (H / stride, W / stride); `sigma`: the Gaussian's, in heatmap pixels."""
+
+    def __init__(self, input_size_hw: Sequence[int], stride: int, sigma: float = 2.0):
         H, W = (int(v) for v in input_size_hw)
         if H <= 0 or W <= 0:
             raise ConfigError(f"HeatmapCodec: input_size_hw must be positive, got {tuple(input_size_hw)}")

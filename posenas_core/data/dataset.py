@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from posenas_core.data.codec import HeatmapCodec, default_sigma
+from posenas_core.data.codec import HeatmapCodec
 from posenas_core.data.keypoints import FLIP_INDEX
 from posenas_core.data.transforms import AugConfig, TransformParams, apply_transform, half_body_box, sample_params
 from posenas_core.data.types import PersonRecord
@@ -59,11 +59,9 @@ class _Base(torch.utils.data.Dataset):
         H, W = (int(v) for v in input_size_hw)
         self.input_size_hw = (H, W)
         self.image_source = image_source
-        if codec is None:
-            stride = 4
-            if H % stride or W % stride:
-                raise ConfigError(f"input_size_hw {(H, W)} must be divisible by the heatmap stride {stride}")
-            codec = HeatmapCodec((H, W), stride, sigma=default_sigma(H // stride))
+        if not isinstance(codec, HeatmapCodec):
+            raise ConfigError(f"codec must be a HeatmapCodec (its stride is the model's spec.output_stride), "
+                              f"got {type(codec).__name__}")
         if tuple(codec.input_size_hw) != (H, W):
             raise ConfigError(f"codec input size {codec.input_size_hw} differs from the dataset's {(H, W)}")
         self.codec = codec
@@ -111,8 +109,8 @@ def _check_records(records, what: str) -> int:
 class TopDownDataset(_Base):
     """One person crop per item (train: augmented with `aug`; val: the plain box crop)."""
 
-    def __init__(self, records: Sequence[PersonRecord], image_source, input_size_hw: Sequence[int] = (256, 192),
-                 codec: HeatmapCodec | None = None, train: bool = True, aug: AugConfig = AugConfig(),
+    def __init__(self, records: Sequence[PersonRecord], image_source, input_size_hw: Sequence[int],
+                 codec: HeatmapCodec, train: bool = True, aug: AugConfig = AugConfig(),
                  seed: int = 0, flip_index: Sequence[int] = FLIP_INDEX):
         self.records = list(records)
         K = _check_records(self.records, "TopDownDataset")
@@ -181,7 +179,7 @@ class ClipDataset(_Base):
     """
 
     def __init__(self, clips: Sequence[Sequence[PersonRecord]], image_source,
-                 input_size_hw: Sequence[int] = (256, 192), codec: HeatmapCodec | None = None,
+                 input_size_hw: Sequence[int], codec: HeatmapCodec,
                  train: bool = True, aug: AugConfig = AugConfig(), seed: int = 0,
                  flip_index: Sequence[int] = FLIP_INDEX):
         self.clips = [list(c) for c in clips]

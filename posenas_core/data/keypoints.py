@@ -5,6 +5,11 @@ All indices are 0-based. COCO files store the skeleton 1-based; `COCO_SKELETON_1
 
 from __future__ import annotations
 
+__all__ = [
+    "NUM_KEYPOINTS", "COCO_KEYPOINTS", "FLIP_PAIRS", "FLIP_INDEX", "OKS_SIGMAS", "COCO_SKELETON",
+    "COCO_SKELETON_1BASED", "JOINT_SIDE", "JOINT_GROUPS", "POSETRACK_KEYPOINTS",
+]
+
 NUM_KEYPOINTS = 17
 
 COCO_KEYPOINTS: tuple[str, ...] = (

@@ -47,25 +47,15 @@ from typing import Any
 
 import numpy as np
 
-from posenas_core.data.coco import (
-    AREA_FROM_BOX,
-    PersonSet,
-    check_bbox,
-    check_categories,
-    check_keypoints,
-    check_top,
-    get_int,
-    get_number,
-    image_size,
-    load_json,
-    make_image_source,
-    no_persons_message,
-    outside,
-    sanitize_box,
-    where,
-)
+from posenas_core.data.annotations import (AREA_FROM_BOX, check_annotation, check_bbox, check_categories,
+                                           check_image, check_keypoints, check_top, get_area, get_int, load_json,
+                                           no_persons_message, outside, sanitize_box, where)
+from posenas_core.data.checks import image_size
+from posenas_core.data.coco import PersonSet, make_image_source
 from posenas_core.data.types import PersonRecord
 from posenas_core.errors import DataError
+
+__all__ = ["DERIVED_BOX_ENLARGE", "derive_box", "read_posetrack"]
 
 # Enlargement of the keypoint extent when a box has to be derived from keypoints.
 DERIVED_BOX_ENLARGE = 1.15
@@ -137,6 +127,11 @@ def derive_box(kp: np.ndarray) -> np.ndarray | None:
     return np.array([c[0] - size[0] / 2, c[1] - size[1] / 2, size[0], size[1]], dtype=np.float64)
 
 
+def _given(v: Any) -> bool:
+    """False for a missing (None) or empty optional field ('bbox', 'keypoints', 'bbox_head')."""
+    return v is not None and not (hasattr(v, "__len__") and len(v) == 0)
+
+
 def _labelled(im: Mapping, loc: str) -> bool:
     v = im.get("is_labeled", True)
     if isinstance(v, bool) or (isinstance(v, int) and v in (0, 1)):
@@ -185,19 +180,10 @@ def read_posetrack(ann: str | Path | dict | list, image_root: str | Path | None 
         frame_ids: list[int | None] = []
         for i, im in enumerate(data["images"]):
             loc = where(vname, "images", i, im)
-            iid = get_int(im, "id", loc)
-            if iid in frames:
-                raise DataError(f"{loc}: duplicate image id {iid}")
+            iid, fn, w, h = check_image(im, loc, frames, need_size=False)
             if iid in img_owner:
                 raise DataError(f"{loc}: image id {iid} is also used in {img_owner[iid]}; image ids must be unique "
                                 f"across videos (as in PoseTrack 2018)")
-            fn = im.get("file_name")
-            if not isinstance(fn, str) or not fn:
-                raise DataError(f"{loc}: 'file_name' must be a non-empty string, got {fn!r}")
-            w = get_int(im, "width", loc, required=False, default=0)
-            h = get_int(im, "height", loc, required=False, default=0)
-            if w < 0 or h < 0:
-                raise DataError(f"{loc}: image size must be positive, got width={w} height={h}")
             frame_ids.append(get_int(im, "frame_id", loc, required=False))
             frames[iid] = dict(index=i, file_name=fn, width=w, height=h, labelled=_labelled(im, loc), src=im)
         order = list(range(len(frames)))
@@ -219,38 +205,19 @@ def read_posetrack(ann: str | Path | dict | list, image_root: str | Path | None 
         n_annotations += len(data["annotations"])
         for i, a in enumerate(data["annotations"]):
             loc = where(vname, "annotations", i, a)
-            aid = get_int(a, "id", loc)
-            if aid in video_ann_ids:
-                raise DataError(f"{loc}: duplicate annotation id {aid} (also annotations[{video_ann_ids[aid]}])")
+            aid, iid, cid = check_annotation(a, loc, video_ann_ids, frames, ks, "this video's 'images'")
             if aid in ann_owner:
                 raise DataError(f"{loc}: annotation id {aid} is also used in {ann_owner[aid]}; annotation ids must "
                                 f"be unique across videos (as in PoseTrack 2018)")
-            video_ann_ids[aid] = i
             ann_owner[aid] = vname
-            iid = get_int(a, "image_id", loc)
-            if iid not in frames:
-                raise DataError(f"{loc}: 'image_id' {iid} is not in this video's 'images'")
-            cid = get_int(a, "category_id", loc)
-            if cid not in ks:
-                raise DataError(f"{loc}: 'category_id' {cid} is not in 'categories' (ids {sorted(ks)})")
             if "track_id" not in a:
                 raise DataError(f"{loc}: missing 'track_id' (every PoseTrack person needs its track id)")
             tid = get_int(a, "track_id", loc)
             k = ks[cid]
-            raw_kp = a.get("keypoints")
-            kp = np.zeros((k, 3)) if raw_kp is None or (hasattr(raw_kp, "__len__") and len(raw_kp) == 0) \
-                else check_keypoints(raw_kp, k, loc)
-            raw_box = a.get("bbox")
-            box = None if raw_box is None or (hasattr(raw_box, "__len__") and len(raw_box) == 0) \
-                else check_bbox(raw_box, loc)
-            raw_head = a.get("bbox_head")
-            head = None if raw_head is None or (hasattr(raw_head, "__len__") and len(raw_head) == 0) \
-                else check_bbox(raw_head, loc, "bbox_head")
-            area = None
-            if "area" in a:
-                area = get_number(a, "area", loc)
-                if area < 0:
-                    raise DataError(f"{loc}: 'area' is {area:g}, must be >= 0")
+            kp = check_keypoints(a["keypoints"], k, loc) if _given(a.get("keypoints")) else np.zeros((k, 3))
+            box = check_bbox(a["bbox"], loc) if _given(a.get("bbox")) else None
+            head = check_bbox(a["bbox_head"], loc, "bbox_head") if _given(a.get("bbox_head")) else None
+            area = get_area(a, loc)
             fr = frames[iid]
             if not fr["labelled"] or cid != pid:
                 continue

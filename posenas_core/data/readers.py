@@ -9,10 +9,13 @@ plus `.coco`, the COCO-format ground truth the evaluator scores against.
 - `read_posetrack(ann, image_root, ...)`       PoseTrack 2018 videos (one json per video), merged
 
 Validation is strict: every problem raises one `DataError` naming the file, the record
-(``annotations[12] (id 345)``) and the field. Details in `coco.py` and `posetrack.py`.
+(``annotations[12] (id 345)``) and the field. Details in `coco.py`, `detections.py` and `posetrack.py`;
+the checks they share in `annotations.py`.
 """
 
-from posenas_core.data.coco import AREA_FROM_BOX, PersonSet, read_coco_keypoints, read_detections, sanitize_box
+from posenas_core.data.annotations import AREA_FROM_BOX, sanitize_box
+from posenas_core.data.coco import PersonSet, read_coco_keypoints
+from posenas_core.data.detections import read_detections
 from posenas_core.data.posetrack import DERIVED_BOX_ENLARGE, derive_box, read_posetrack
 
 __all__ = [

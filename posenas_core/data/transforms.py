@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from posenas_core.data.keypoints import FLIP_INDEX
 from posenas_core.data.types import PersonRecord
 from posenas_core.errors import ConfigError, DataError
 
-__all__ = ["AugConfig", "TransformParams", "sample_params", "apply_transform", "half_body_box",
+__all__ = ["AugConfig", "aug_config_from", "TransformParams", "sample_params", "apply_transform", "half_body_box",
            "UPPER_BODY_IDS"]
 
 # COCO joints 0..10 (head, shoulders, elbows, wrists) are the upper body; 11..16 the lower body.
@@ -75,6 +75,26 @@ class AugConfig:
             bad("half_body_min_joints", "an integer >= 0")
         if not self.enlarge > 0:
             bad("enlarge", "a number > 0")
+
+
+def aug_config_from(value, owner: str = "aug") -> AugConfig:
+    """An AugConfig from an AugConfig, a mapping of its fields (missing ones keep their defaults) or None
+    (the defaults). ConfigError prefixed with `owner` (e.g. "EvolutionConfig.aug") naming unknown fields and
+    the allowed ones, or the invalid value."""
+    if isinstance(value, AugConfig):
+        return value
+    if value is None:
+        value = {}
+    names = sorted(f.name for f in dataclasses.fields(AugConfig))
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{owner} = {value!r} is invalid; allowed: a mapping of AugConfig fields {names}")
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise ConfigError(f"{owner}: unknown field(s) {unknown}; allowed: {names}")
+    try:
+        return AugConfig(**value)
+    except ConfigError as err:
+        raise ConfigError(f"{owner}: {err}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,8 @@ import numpy as np
 
 from posenas_core.errors import DataError
 
+__all__ = ["PersonRecord", "ImageSource", "DirectoryImageSource", "MemoryImageSource", "CachedImageSource"]
+
 
 @dataclasses.dataclass
 class PersonRecord:

@@ -39,6 +39,11 @@ import numpy as np
 from posenas_core.data.keypoints import NUM_KEYPOINTS, OKS_SIGMAS
 from posenas_core.errors import ConfigError, DataError
 
+__all__ = [
+    "STAT_NAMES", "BACKENDS", "load_gt", "load_results", "evaluate_keypoints", "oks", "instance_score",
+    "make_results",
+]
+
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 BACKENDS: tuple[str, ...] = ("pycocotools", "faster", "auto")
 JOINT_SCORE_THRESHOLD = 0.2  # SimpleBaseline / EvoPose2D `in_vis_thre` / `SCORE_THRESH`

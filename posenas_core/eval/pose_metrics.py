@@ -45,6 +45,8 @@ from posenas_core.data.keypoints import JOINT_GROUPS
 from posenas_core.eval.coco_eval import load_gt, load_results
 from posenas_core.errors import DataError
 
+__all__ = ["head_size", "per_joint_stats", "group_means", "per_joint_ap", "bbox_norm", "pck"]
+
 HEAD_SIZE_FACTOR = 0.6  # poseval getHeadSize: 0.6 * head-box diagonal
 HEAD_SIDE_PER_SQRT_BOX = 1.0 / 4.5  # fallback head-box side = sqrt(w*h) / 4.5 of the person box
 

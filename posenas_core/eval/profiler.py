@@ -33,6 +33,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from posenas_core.errors import ConfigError
 
+__all__ = [
+    "MACS_CONVENTION", "count_params", "count_macs", "measure_latency", "profile_model", "spec_stats",
+    "timing_model",
+]
+
 MACS_CONVENTION = ("MACs: one multiply-add = 1 (FlopCounterMode FLOPs / 2); convolutions, matmuls and "
                    "transposed convs only (no BN, activations, elementwise)")
 BN_STAT_BUFFERS = ("running_mean", "running_var")
@@ -138,3 +143,38 @@ def profile_model(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), t
         out.update(latency_ms=lat["latency_ms"], latency_iqr_ms=lat["iqr_ms"])
     out.update(input=f"{h}x{w}", input_hw=[h, w], threads=int(threads), macs_convention=MACS_CONVENTION)
     return out
+
+
+def _meta_model(spec) -> nn.Module:
+    """The network of a registered spec built on the meta device: no memory, the global RNG untouched.
+    (`models.registry` is imported here, not at the top: the profiler itself needs no model family.)"""
+    from posenas_core.models.registry import build_model
+
+    with torch.device("meta"):
+        return build_model(spec)
+
+
+def spec_stats(spec, input_size_hw: Sequence[int]) -> dict[str, int]:
+    """{"params", "params_with_bn_stats", "macs"} of the network of `spec` (any registered kind) at
+    `input_size_hw`: `count_params` / `count_macs` on a model built on the meta device (same counts as a
+    real model, no weights, the global RNG untouched). ConfigError for a bad size; the model's own error
+    (e.g. ValueError) for a size it cannot take."""
+    h, w = _check_hw(input_size_hw)
+    model = _meta_model(spec)
+    return {**count_params(model), "macs": count_macs(model, (h, w))}
+
+
+def timing_model(spec, seed: int = 0) -> nn.Module:
+    """A CPU model of `spec` in eval mode for `measure_latency`: weights N(0, 0.05^2) from a generator
+    seeded with `seed` (the global RNG untouched), BN statistics mean 0 / variance 1. Not for training."""
+    model = _meta_model(spec).to_empty(device="cpu")
+    g = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        for name, b in model.named_buffers():
+            if name.endswith("running_var"):
+                b.fill_(1.0)
+            else:
+                b.zero_()
+    return model.eval()

@@ -24,13 +24,12 @@ Stage-table grammar (`BaselineSpec.stages`, one row per stage / block group):
 (stride 2); input sides must be multiples of the backbone stride.
 
 Init: Kaiming-normal (fan_out, ReLU gain) for backbone convs, BN weight 1 / bias 0, the head as in
-`heads.DeconvHead` (N(0, 0.001)).
+`heads.DeconvHead` (N(0, 0.001)); drawn from `build_baseline`'s generator, else the global torch RNG.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import OrderedDict
 from typing import ClassVar
 
@@ -38,14 +37,14 @@ import torch
 from torch import nn
 
 from posenas_core.errors import SpecError
-from posenas_core.genotype import Spec, _to_tuple, check_choice, check_int
-from posenas_core.models.heads import DECONV_PADDING, DeconvHead, make_activation
+from posenas_core.genotype import Spec, _to_tuple, check_choice, check_float, check_int, make_divisible
+from posenas_core.models.heads import DECONV_PADDING, DeconvHead
+from posenas_core.ops.layers import DropGeneratorMixin, SqueezeExcite, conv_bn, init_scope
 
 __all__ = [
     "BaselineSpec",
     "BaselineNet",
     "build_baseline",
-    "make_divisible",
     "RESNET18_STAGES",
     "RESNET18_HALF_STAGES",
     "MBV3_LARGE_STAGES",
@@ -84,22 +83,6 @@ MBV3_LARGE_STAGES = (
     (3, 6.0, 112, True, "hswish", 1, 2),    # stage 4:  16x12
     (5, 6.0, 160, True, "hswish", 2, 3),    # stage 5:   8x6  (stride 32)
 )
-
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a width to the nearest multiple of `divisor`, never more than 10% below `v` (timm / TF)."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def _check_float(owner: str, name: str, value, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{owner}.{name} must be a number in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise SpecError(f"{owner}.{name} = {value} is out of range; allowed [{lo}, {hi}]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +125,7 @@ class BaselineSpec(Spec):
         check_choice(o, "backbone", self.backbone, BACKBONES)
         check_int(o, "stem_channels", self.stem_channels, 8, 256)
         check_int(o, "final_channels", self.final_channels, 0, 4096)
-        _check_float(o, "width_mult", self.width_mult, 0.25, 4.0)
+        check_float(o, "width_mult", self.width_mult, 0.25, 4.0)
         if isinstance(self.head_channels, tuple):
             if len(self.head_channels) != self.head_layers:
                 raise SpecError(f"{o}.head_channels lists {len(self.head_channels)} widths, but head_layers="
@@ -184,7 +167,7 @@ class BaselineSpec(Spec):
                                 f"for backbone 'mobilenetv3', got {row!r}")
             kernel, expansion, out, se, act, stride, repeats = row
             check_choice(o, "kernel", kernel, (3, 5, 7))
-            _check_float(o, "expansion", expansion, 1.0, 8.0)
+            check_float(o, "expansion", expansion, 1.0, 8.0)
             check_int(o, "out", out, 8, 1024)
             if not isinstance(se, bool):
                 raise SpecError(f"{o}.se must be true or false, got {se!r}")
@@ -230,10 +213,6 @@ class BaselineSpec(Spec):
 # ResNet (BasicBlock)
 
 
-def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-
-
 class BasicBlock(nn.Module):
     """ResNet BasicBlock: conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN, + shortcut, ReLU."""
 
@@ -244,7 +223,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout
+        self.downsample = (nn.Sequential(*conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout
                            else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,8 +235,7 @@ class BasicBlock(nn.Module):
 def _resnet_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
     c = spec.scaled(spec.stem_channels)
     layers: dict[str, nn.Module] = {
-        "stem": nn.Sequential(*_conv_bn(3, c, 7, 2), nn.ReLU(inplace=True),
-                              nn.MaxPool2d(3, 2, 1)),       # (B, c, H/4, W/4)
+        "stem": nn.Sequential(*conv_bn(3, c, 7, 2, act="relu"), nn.MaxPool2d(3, 2, 1)),   # (B, c, H/4, W/4)
     }
     for i, (depth, width, stride) in enumerate(spec.stages):
         w = spec.scaled(width)
@@ -268,7 +246,7 @@ def _resnet_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
         layers[f"stage{i + 1}"] = nn.Sequential(*blocks)
     if spec.final_channels:
         f = spec.scaled(spec.final_channels)
-        layers["final"] = nn.Sequential(*_conv_bn(c, f, 1), nn.ReLU(inplace=True))
+        layers["final"] = nn.Sequential(*conv_bn(c, f, 1, act="relu"))
         c = f
     return nn.Sequential(OrderedDict(layers)), c
 
@@ -277,31 +255,17 @@ def _resnet_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
 # MobileNetV3
 
 
-class SqueezeExcite(nn.Module):
-    """MobileNetV3 SE: global avg pool -> 1x1 (reduce, bias) -> ReLU -> 1x1 (bias) -> hard-sigmoid -> scale."""
-
-    def __init__(self, channels: int, reduced: int):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, reduced, 1)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(reduced, channels, 1)
-        self.gate = nn.Hardsigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)               # (B, C, 1, 1)
-        return x * self.gate(self.fc2(self.act(self.fc1(s))))
-
-
 class InvertedResidual(nn.Module):
     """MobileNetV3 bneck: [expand 1x1] -> depthwise kxk -> [SE] -> project 1x1; residual if shapes match."""
 
     def __init__(self, cin: int, mid: int, cout: int, kernel: int, stride: int, se: bool, act: str):
         super().__init__()
-        self.expand = (nn.Sequential(*_conv_bn(cin, mid, 1), make_activation(act)) if mid != cin
-                       else nn.Identity())
-        self.dw = nn.Sequential(*_conv_bn(mid, mid, kernel, stride, groups=mid), make_activation(act))
-        self.se = SqueezeExcite(mid, make_divisible(mid / 4)) if se else nn.Identity()
-        self.project = nn.Sequential(*_conv_bn(mid, cout, 1))
+        self.expand = nn.Sequential(*conv_bn(cin, mid, 1, act=act)) if mid != cin else nn.Identity()
+        self.dw = nn.Sequential(*conv_bn(mid, mid, kernel, stride, groups=mid, act=act))
+        # SE keys se.fc1 / se.fc2 (ReLU, hard-sigmoid gate) as timm's MobileNetV3
+        self.se = (SqueezeExcite(mid, make_divisible(mid / 4), act="relu", gate="hardsigmoid", names=("fc1", "fc2"))
+                   if se else nn.Identity())
+        self.project = nn.Sequential(*conv_bn(mid, cout, 1))
         self.use_residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -314,7 +278,7 @@ class InvertedResidual(nn.Module):
 def _mbv3_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
     c = spec.scaled(spec.stem_channels)
     layers: dict[str, nn.Module] = {
-        "stem": nn.Sequential(*_conv_bn(3, c, 3, 2), nn.Hardswish(inplace=True)),   # (B, c, H/2, W/2)
+        "stem": nn.Sequential(*conv_bn(3, c, 3, 2, act="hswish")),   # (B, c, H/2, W/2)
     }
     for i, (kernel, expansion, out, se, act, stride, repeats) in enumerate(spec.stages):
         w = spec.scaled(out)
@@ -326,7 +290,7 @@ def _mbv3_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
         layers[f"stage{i}"] = nn.Sequential(*blocks)
     if spec.final_channels:
         f = spec.scaled(spec.final_channels)
-        layers["final"] = nn.Sequential(*_conv_bn(c, f, 1), nn.Hardswish(inplace=True))
+        layers["final"] = nn.Sequential(*conv_bn(c, f, 1, act="hswish"))
         c = f
     return nn.Sequential(OrderedDict(layers)), c
 
@@ -334,15 +298,18 @@ def _mbv3_backbone(spec: BaselineSpec) -> tuple[nn.Sequential, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-class BaselineNet(nn.Module):
-    """backbone (B, 3, H, W) -> (B, C, H/S, W/S) -> DeconvHead -> heatmaps (B, K, H/s, W/s), s = output stride."""
+class BaselineNet(DropGeneratorMixin, nn.Module):
+    """backbone (B, 3, H, W) -> (B, C, H/S, W/S) -> DeconvHead -> heatmaps (B, K, H/s, W/s), s = output stride.
 
-    def __init__(self, spec: BaselineSpec):
+    Weights from `generator` (None: the global torch RNG). No random layers (`drop_generator` is accepted
+    for a uniform API and unused)."""
+
+    def __init__(self, spec: BaselineSpec, generator: torch.Generator | None = None):
         super().__init__()
         self.spec = spec
         make = _resnet_backbone if spec.backbone == "resnet" else _mbv3_backbone
         self.backbone, c = make(spec)
-        self._init_backbone()
+        self._init_backbone(generator)
         self.stride = spec.backbone_stride
         self.output_stride = spec.output_stride
         # head_skips: deconv i outputs stride S / 2**(i+1); its skip is the deepest backbone part at that stride.
@@ -356,12 +323,12 @@ class BaselineNet(nn.Module):
         else:
             skip_channels = None
         self.head = DeconvHead(c, spec.num_joints, spec.head_channels, spec.head_layers, spec.head_kernel,
-                               skip_channels=skip_channels)
+                               skip_channels=skip_channels, generator=generator)
 
-    def _init_backbone(self) -> None:
+    def _init_backbone(self, generator: torch.Generator | None = None) -> None:
         for m in self.backbone.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -382,8 +349,10 @@ class BaselineNet(nn.Module):
         return self.head(x, [None if j is None else outs[j] for j in self._skip_from])
 
 
-def build_baseline(spec: BaselineSpec) -> BaselineNet:
-    """Build the static network of a `BaselineSpec` (weights from the global torch RNG)."""
+def build_baseline(spec: BaselineSpec, generator: torch.Generator | None = None) -> BaselineNet:
+    """Build the static network of a `BaselineSpec`; weights from `generator` (then the global torch RNG is
+    left as it was), or from the global torch RNG when None."""
     if not isinstance(spec, BaselineSpec):
         raise SpecError(f"build_baseline needs a BaselineSpec, got {type(spec).__name__}")
-    return BaselineNet(spec)
+    with init_scope(generator):
+        return BaselineNet(spec, generator)

@@ -24,7 +24,8 @@ State-dict layout (what the weight transfer in `posenas_core.search.transfer` ma
   project.conv, project.bn}, head.{i}.{deconv,bn}, final.
 Init as the public code: Keras VarianceScaling(2, fan_out, truncated normal) for conv / deconv kernels,
 VarianceScaling(1/3, fan_out, uniform) / 255 for the final conv (its targets peak at 255, ours at 1),
-zero biases, BN weight 1 / bias 0.
+zero biases, BN weight 1 / bias 0; drawn from `build_evopose`'s generator, else the global torch RNG.
+Drop-connect masks come from `net.drop_generator` (a torch.Generator; None, the default: the global RNG).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from posenas_core.errors import SpecError
+from posenas_core.ops.layers import ConvBN, DropConnect, DropGeneratorMixin, SqueezeExcite, init_scope
 from posenas_core.spaces.evopose import EvoPoseSpec
 
 __all__ = ["EvoPoseNet", "MBConv", "build_evopose", "bn_kwargs"]
@@ -49,25 +51,10 @@ def bn_kwargs(style: str) -> dict:
     return {"eps": 1e-3, "momentum": 0.01} if style == "keras" else {"eps": 1e-5, "momentum": 0.1}
 
 
-class ConvBN(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True,
-                 bn: str = "torch"):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(cout, **bn_kwargs(bn))
-        self.act = nn.SiLU() if act else nn.Identity()
-
-
-class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, squeeze: int):
-        super().__init__()
-        self.reduce = nn.Conv2d(channels, squeeze, 1, bias=True)
-        self.expand = nn.Conv2d(squeeze, channels, 1, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)                      # (B, C, 1, 1)
-        s = self.expand(nn.functional.silu(self.reduce(s)))
-        return x * torch.sigmoid(s)
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True,
+             bn: str = "torch") -> ConvBN:
+    """Conv -> BN (bn style) -> swish (not in place) when `act`: keys conv.*, bn.*."""
+    return ConvBN(cin, cout, k, stride, groups, act="swish" if act else None, inplace=False, **bn_kwargs(bn))
 
 
 class MBConv(nn.Module):
@@ -75,23 +62,21 @@ class MBConv(nn.Module):
                  bn: str = "torch"):
         super().__init__()
         mid = cin * expansion
-        self.expand = ConvBN(cin, mid, 1, bn=bn) if expansion != 1 else nn.Identity()
-        self.dw = ConvBN(mid, mid, kernel, stride, groups=mid, bn=bn)
-        self.se = SqueezeExcite(mid, max(1, int(cin * SE_RATIO)))
-        self.project = ConvBN(mid, cout, 1, act=False, bn=bn)
+        self.expand = _conv_bn(cin, mid, 1, bn=bn) if expansion != 1 else nn.Identity()
+        self.dw = _conv_bn(mid, mid, kernel, stride, groups=mid, bn=bn)
+        self.se = SqueezeExcite(mid, max(1, int(cin * SE_RATIO)), act="swish", gate="sigmoid", inplace=False)
+        self.project = _conv_bn(mid, cout, 1, act=False, bn=bn)
         self.has_skip = stride == 1 and cin == cout
-        self.drop_rate = float(drop_rate)
+        # drop-connect: drop the whole branch per sample, rescale the kept ones (Keras Dropout noise (B,1,1,1))
+        self.drop = DropConnect(drop_rate)
+
+    @property
+    def drop_rate(self) -> float:
+        return self.drop.rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.se(self.dw(self.expand(x))))
-        if not self.has_skip:
-            return y
-        if self.training and self.drop_rate > 0:
-            # drop-connect: drop the whole branch per sample, rescale the kept ones (Keras Dropout noise (B,1,1,1))
-            keep = 1.0 - self.drop_rate
-            mask = torch.empty((y.shape[0], 1, 1, 1), dtype=y.dtype, device=y.device).bernoulli_(keep)
-            y = y * mask / keep
-        return x + y
+        return x + self.drop(y) if self.has_skip else y
 
 
 class HeadBlock(nn.Sequential):
@@ -102,15 +87,18 @@ class HeadBlock(nn.Sequential):
         self.act = nn.SiLU()
 
 
-class EvoPoseNet(nn.Module):
-    """EvoPose2D: images (B, 3, H, W) -> heatmaps (B, K, H / output_stride, W / output_stride)."""
+class EvoPoseNet(DropGeneratorMixin, nn.Module):
+    """EvoPose2D: images (B, 3, H, W) -> heatmaps (B, K, H / output_stride, W / output_stride).
 
-    def __init__(self, spec: EvoPoseSpec):
+    Weights from `generator` (None: the global torch RNG); `net.drop_generator = g` makes every drop-connect
+    draw from the torch.Generator g (None, the default: the global RNG)."""
+
+    def __init__(self, spec: EvoPoseSpec, generator: torch.Generator | None = None):
         super().__init__()
         self.spec = spec
         plan = spec.module_plan()
         total = sum(p["blocks"] for p in plan)
-        self.stem = ConvBN(3, spec.channels(spec.stem_channels), 3, 2, bn=spec.bn)
+        self.stem = _conv_bn(3, spec.channels(spec.stem_channels), 3, 2, bn=spec.bn)
         modules, b = [], 0
         for p in plan:
             blocks = []
@@ -143,11 +131,11 @@ class EvoPoseNet(nn.Module):
                 at = [j for j, st in enumerate(strides) if st == self.stride >> (i + 1)]
                 if at:
                     self._skip_from[i] = at[-1]
-            self.head_laterals = nn.ModuleDict({str(i): ConvBN(chans[j], hc, 1, act=False, bn=spec.bn)
+            self.head_laterals = nn.ModuleDict({str(i): _conv_bn(chans[j], hc, 1, act=False, bn=spec.bn)
                                                 for i, j in self._skip_from.items()})
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m is not self.final:
                 # VarianceScaling(2.0, fan_out, truncated_normal)
@@ -157,7 +145,7 @@ class EvoPoseNet(nn.Module):
                 else:
                     fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
                 std = math.sqrt(2.0 / max(1, fan_out)) / _TRUNC_STD_CORRECTION
-                nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+                nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std, generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -169,7 +157,7 @@ class EvoPoseNet(nn.Module):
         # all-zeros at 128x96) and eval-mode BN statistics lag far behind (val loss rose while training).
         fan_out = self.final.out_channels * self.final.kernel_size[0] * self.final.kernel_size[1]
         limit = math.sqrt(3.0 * (1.0 / 3.0) / fan_out) / TARGET_SCALE
-        nn.init.uniform_(self.final.weight, -limit, limit)
+        nn.init.uniform_(self.final.weight, -limit, limit, generator=generator)
         nn.init.zeros_(self.final.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,8 +179,10 @@ class EvoPoseNet(nn.Module):
         return self.final(x)                 # (B, K, H/os, W/os)
 
 
-def build_evopose(spec: EvoPoseSpec) -> EvoPoseNet:
-    """Build the static network of an `EvoPoseSpec` (weights from the global torch RNG)."""
+def build_evopose(spec: EvoPoseSpec, generator: torch.Generator | None = None) -> EvoPoseNet:
+    """Build the static network of an `EvoPoseSpec`; weights from `generator` (then the global torch RNG is
+    left as it was), or from the global torch RNG when None."""
     if not isinstance(spec, EvoPoseSpec):
         raise SpecError(f"build_evopose needs an EvoPoseSpec, got {type(spec).__name__}")
-    return EvoPoseNet(spec)
+    with init_scope(generator):
+        return EvoPoseNet(spec, generator)

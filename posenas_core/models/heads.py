@@ -8,7 +8,8 @@ Deconv paddings follow SimpleBaseline / mmpose so that every layer exactly doubl
 k=4 -> padding 1, output_padding 0; k=3 -> 1, 1; k=2 -> 0, 0. (This is NOT TensorFlow's 'same'
 transposed conv, which is shifted by one output pixel for k=3.)
 
-Init (SimpleBaseline): deconv and final conv weights ~ N(0, 0.001), biases 0, BN weight 1 / bias 0.
+Init (SimpleBaseline): deconv and final conv weights ~ N(0, 0.001), biases 0, BN weight 1 / bias 0;
+drawn from `generator` when given (else the global torch RNG).
 """
 
 from __future__ import annotations
@@ -18,20 +19,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["DECONV_PADDING", "make_activation", "DeconvHead"]
+from posenas_core.ops.layers import make_activation
+
+__all__ = ["DECONV_PADDING", "DeconvHead"]
 
 # kernel -> (padding, output_padding) so that ConvTranspose2d(stride=2) doubles the size exactly.
 DECONV_PADDING: dict[int, tuple[int, int]] = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
-
-_ACTIVATIONS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "swish": nn.SiLU}
-
-
-def make_activation(name: str) -> nn.Module:
-    """'relu' | 'hswish' | 'swish' -> a fresh module (ValueError naming the allowed names)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is not allowed; choose one of {sorted(_ACTIVATIONS)}")
-    return _ACTIVATIONS[name](inplace=True)
-
 
 def _per_layer(value, n: int, what: str) -> tuple[int, ...]:
     if isinstance(value, int):
@@ -55,12 +48,15 @@ class DeconvHead(nn.Module):
         activation: 'relu' (SimpleBaseline), 'hswish' or 'swish' (EvoPose2D).
         final_kernel: kernel of the last conv (1 in SimpleBaseline, ViPNAS and EvoPose2D).
         bn_eps, bn_momentum: BatchNorm settings (PyTorch defaults; EvoPose2D's Keras BN is 1e-3 / 0.01).
+        skip_channels: per deconv, the channels of a backbone feature added after it (None: no skip).
+        generator: torch.Generator for the init (None: the global torch RNG).
     """
 
     def __init__(self, in_channels: int, num_joints: int = 17, channels: int | Sequence[int] = 256,
                  num_layers: int = 3, kernels: int | Sequence[int] = 4, groups: int | Sequence[int] = 1,
                  activation: str = "relu", final_kernel: int = 1, bn_eps: float = 1e-5,
-                 bn_momentum: float = 0.1, skip_channels: Sequence[int | None] | None = None):
+                 bn_momentum: float = 0.1, skip_channels: Sequence[int | None] | None = None,
+                 generator: torch.Generator | None = None):
         super().__init__()
         widths = _per_layer(channels, num_layers, "channels")
         ks = _per_layer(kernels, num_layers, "kernels")
@@ -91,12 +87,12 @@ class DeconvHead(nn.Module):
         self.final_layer = nn.Conv2d(c, num_joints, final_kernel, padding=final_kernel // 2, bias=True)
         self.out_channels = num_joints
         self.upsample_factor = 2 ** num_layers
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         for m in self.modules():
             if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(m.weight, std=0.001)
+                nn.init.normal_(m.weight, std=0.001, generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):

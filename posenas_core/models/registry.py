@@ -1,11 +1,12 @@
 """Named model presets and the spec -> builder registry.
 
-    build_model(spec)          -> nn.Module, dispatching on the spec's class (`register_builder`)
+    build_model(spec, generator=None) -> nn.Module, dispatching on the spec's class (`register_builder`)
     get_preset("baseline-resnet").spec
     load_spec("baseline-mbv3" | "path/to/spec.json" | '{"kind": "baseline", ...}')
 
 Other spec kinds (EvoPose2D, ViPNAS) register their builders with
-`register_builder(TheirSpec, build_fn)` when their module is imported.
+`register_builder(TheirSpec, build_fn)` when their module is imported; `build_fn(spec)` builds with the global
+torch RNG, `build_fn(spec, generator=g)` must draw every initial weight from the torch.Generator g.
 
 Costs below: trainable params; MACs counted with FlopCounterMode / 2 (convolutions only).
 """
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from posenas_core.errors import ConfigError, SpecError
@@ -48,14 +50,17 @@ register_builder(BaselineSpec, build_baseline)
 register_builder(EvoPoseSpec, build_evopose)
 
 
-def build_model(spec: Spec) -> nn.Module:
-    """Build the static network of any registered spec (weights drawn from the global torch RNG)."""
+def build_model(spec: Spec, generator: torch.Generator | None = None) -> nn.Module:
+    """Build the static network of any registered spec.
+
+    Initial weights come from `generator` (a torch.Generator; the global torch RNG is then left as it was),
+    or from the global torch RNG when None (so `torch.manual_seed(s)` before the call fixes them)."""
     fn = _BUILDERS.get(type(spec))
     if fn is None:
         known = sorted(c.KIND for c in _BUILDERS)
         raise SpecError(f"no model builder registered for spec kind "
                         f"{getattr(spec, 'KIND', type(spec).__name__)!r}; registered kinds: {known}")
-    return fn(spec)
+    return fn(spec) if generator is None else fn(spec, generator=generator)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,19 +44,14 @@ from typing import Any, Callable
 
 from posenas_core.errors import ConfigError
 from posenas_core.runs.io import atomic_write_text
-from posenas_core.runs.notebooks import (
-    HTML_FILE,
-    NOTEBOOK_FILE,
-    RUN_FILE,
-    Param,
-    RunRecord,
-    check_parameters,
-    ensure_hermetic_jupyter_env,
-    error_summary,
-    kernel_for_current_interpreter,
-    read_parameters,
-    run_notebook,
-)
+from posenas_core.runs.kernels import ensure_hermetic_jupyter_env, kernel_for_current_interpreter
+from posenas_core.runs.notebooks import HTML_FILE, NOTEBOOK_FILE, RUN_FILE, RunRecord, error_summary, run_notebook
+from posenas_core.runs.params import Param, check_parameters, read_parameters
+
+__all__ = [
+    "Sweep", "SweepRun", "BatchResult", "make_run_id", "load_sweep", "run_batch", "flatten_scalars",
+    "collect_runs", "write_index",
+]
 
 SWEEP_KEYS = ("name", "notebook", "workers", "base", "runs", "grid")
 RUN_KEYS = ("id", "params", "notebook")
@@ -371,6 +366,11 @@ def run_batch(
 # Index tables
 
 
+def _is_scalar(v: Any) -> bool:
+    """A value that fits one table cell as it is: None, bool, int, float or str."""
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
 def flatten_scalars(d: Mapping, prefix: str) -> dict:
     """{"a": {"b": 1, "c": [..]}} -> {"prefix.a.b": 1}: nested mappings joined with dots, scalars kept."""
     out = {}
@@ -378,7 +378,7 @@ def flatten_scalars(d: Mapping, prefix: str) -> dict:
         key = f"{prefix}.{k}"
         if isinstance(v, Mapping):
             out.update(flatten_scalars(v, key))
-        elif v is None or isinstance(v, (bool, int, float, str)):
+        elif _is_scalar(v):
             out[key] = v
         # lists and other non-scalars are left out of the table (they stay in run.json)
     return out
@@ -402,7 +402,7 @@ def _row(run_json: Path, root: Path) -> dict | None:
         "duration_s": rec.duration_s,
     }
     for k, v in rec.params.items():
-        row[f"params.{k}"] = v if (v is None or isinstance(v, (bool, int, float, str))) else json.dumps(v, sort_keys=True)
+        row[f"params.{k}"] = v if _is_scalar(v) else json.dumps(v, sort_keys=True)
     row.update(flatten_scalars(rec.metrics or {}, "metrics"))
     row["notebook_ipynb"] = f"{rel}/{NOTEBOOK_FILE}" if (run_dir / NOTEBOOK_FILE).exists() else ""
     row["notebook_html"] = f"{rel}/{HTML_FILE}" if (run_dir / HTML_FILE).exists() else ""
@@ -437,21 +437,10 @@ def collect_runs(reports_root: str | os.PathLike = "reports"):
     return _frame(rows)
 
 
-def _html_table(df) -> str:
-    """The headline table of index.html (see `posenas_core.runs.index_page.headline_table`)."""
-    from posenas_core.runs.index_page import headline_table
-
-    return headline_table(df)
-
-
 def write_index(batch_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Rebuild ``index.csv`` and ``index.html`` of a batch directory from its run.json files
-    (one row per run directory; links relative to the batch directory). Atomic writes.
-
-    index.html (`posenas_core.runs.index_page`): a headline table (each run's link to its notebook.html on
-    the left, headline metrics rounded, wall time, status, the parameters that vary), a bar chart of a
-    metric per run and the runs' evolution fronts (plotly.js embedded once, offline), and every parameter
-    and metric in a collapsed table."""
+    """Rebuild ``index.csv`` (`collect_runs`) and ``index.html`` (`posenas_core.runs.index_page`) of a batch
+    directory from its run.json files, atomically: one row per run directory, links relative to the batch
+    directory. Returns both paths."""
     from posenas_core.runs.index_page import index_page
 
     batch_dir = Path(batch_dir)

@@ -23,7 +23,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from posenas_core.data.annotations import is_number
+from posenas_core.runs import plotly_html
 from posenas_core.runs.io import read_jsonl
+from posenas_core.search.pareto import pareto_order  # pure NumPy (no search machinery is imported)
+
+__all__ = ["CUT_DETAILS", "fmt_number", "fmt_duration", "index_page"]
 
 # (label, candidate columns (first present wins), scale, format, what it is)
 HEADLINE_METRICS = (
@@ -91,20 +96,12 @@ def _missing(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))
-
-
-def _num(v: Any) -> float | None:
-    """A JSON-able number (numpy scalars included) or None."""
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        try:
-            v = v.item()
-        except (TypeError, ValueError):
-            return None
-    return float(v) if _is_num(v) and math.isfinite(v) else None
+    """A number that is not NaN (pandas' missing value); bool is not a number."""
+    return is_number(v) and v == v  # NaN != NaN
 
 
 def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds; anything else as it is."""
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         try:
             return v.item()
@@ -113,10 +110,16 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _num(v: Any) -> float | None:
+    """A finite number (numpy scalars included) as a float, else None."""
+    v = _plain(v)
+    return float(v) if _is_num(v) and math.isfinite(v) else None
+
+
 def fmt_number(v: Any, fmt: str = ".4g", scale: float = 1.0) -> str:
     """A number rounded for a person: ints with thousands separators, floats with `fmt` (after `scale`)."""
     v = _plain(v)
-    if isinstance(v, bool) or not _is_num(v):
+    if not _is_num(v):
         return "" if _missing(v) else str(v)
     if scale == 1.0 and (isinstance(v, int) or (fmt == ".4g" and float(v).is_integer() and abs(v) < 1e15)):
         return f"{int(v):,}"  # (an int column with a missing value is float in pandas)
@@ -296,17 +299,6 @@ def find_archives(run_dir: Path) -> list[Path]:
     return sorted(p for pat in (ARCHIVE, f"*/{ARCHIVE}", f"*/*/{ARCHIVE}") for p in run_dir.glob(pat) if p.is_file())
 
 
-def pareto_front(points: list[tuple[float, float, Any]], maximize: bool = False) -> list[tuple[float, float, Any]]:
-    """The points not dominated by another with lower-or-equal x and better-or-equal y, sorted by x."""
-    front: list[tuple[float, float, Any]] = []
-    best = None
-    for x, y, key in sorted(points, key=lambda p: (p[0], -p[1] if maximize else p[1])):
-        if best is None or (y > best if maximize else y < best):
-            front.append((x, y, key))
-            best = y
-    return front
-
-
 def _archive_points(rows: list[dict], metric: str) -> list[tuple[float, float, Any]]:
     pts = []
     for r in rows:
@@ -350,7 +342,7 @@ def fronts_figure(df, batch_dir: Path) -> dict | None:
             color = PALETTE[ri % len(PALETTE)]
             hover = [f"id {r.get('id')} \u00b7 gen {r.get('generation')}<br>{escape(str(r.get('genotype', '')))}"
                      for _, _, r in pts]
-            front = pareto_front(pts, maximize)
+            front = [pts[i] for i in pareto_order([p[0] for p in pts], [-p[1] if maximize else p[1] for p in pts])]
             idx.append(len(traces))
             traces.append({"type": "scatter", "mode": "markers", "name": name, "legendgroup": name,
                            "x": [p[0] for p in pts], "y": [p[1] for p in pts], "hovertext": hover,
@@ -383,18 +375,16 @@ def fronts_figure(df, batch_dir: Path) -> dict | None:
 
 def charts_html(df, batch_dir: Path) -> tuple[str, list[str]]:
     """The charts with plotly.js embedded once (before the first), or a note; and warnings."""
-    from posenas_core.runs.notebooks import plotly_figure_html, plotlyjs_html, plotlyjs_path
-
     figs = [(fid, f) for fid, f in (("runs-bar", metric_bar_figure(df)), ("runs-fronts", fronts_figure(df, batch_dir)))
             if f is not None]
     if not figs:
         return "", []
-    js_path = plotlyjs_path()
+    js_path = plotly_html.plotlyjs_path()
     if js_path is None:
         return ('<p class="note">[charts not shown: plotly.js was not found when this page was written '
                 "(plotly is not installed)]</p>"), ["index.html: charts not drawn: plotly.js not found"]
-    parts = [plotlyjs_html(js_path.read_text(encoding="utf-8"))]
-    parts += [f'<div class="chart">{plotly_figure_html(f, fid)}</div>' for fid, f in figs]
+    parts = [plotly_html.plotlyjs_html(js_path.read_text(encoding="utf-8"))]
+    parts += [f'<div class="chart">{plotly_html.plotly_figure_html(f, fid)}</div>' for fid, f in figs]
     return "\n".join(parts), []
 
 

@@ -7,6 +7,10 @@ so that a run's outputs are readable by the people it is shared with.
 
 `read_torch_file` is the one way checkpoints and weights are read: `torch.load(weights_only=True)`,
 every failure a one-line CheckpointError naming the file.
+
+JSON lines: `append_jsonl` writes one record per line; `parse_jsonl` is the one parser, used by
+`read_jsonl` (a whole file; a torn last line dropped, optionally repaired) and `JsonlTail` (a growing
+file, read incrementally by a monitor).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from posenas_core.errors import CheckpointError
+
+__all__ = [
+    "new_file_mode", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
+    "read_torch_file", "append_jsonl", "parse_jsonl", "read_jsonl", "JsonlTail",
+]
 
 
 def new_file_mode() -> int:
@@ -119,20 +128,103 @@ def append_jsonl(path: str | os.PathLike, record: dict, *, fsync: bool = True) -
             os.fsync(f.fileno())
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read an append-only JSON-lines archive, ignoring a truncated final line."""
+def parse_jsonl(data: bytes, first_line: int = 1) -> tuple[list[dict], list[tuple[int, str]]]:
+    """The JSON-lines parser: complete lines (`data` ends with a newline, or is empty) -> (JSON objects,
+    bad lines [(line number, why)]), lines numbered from `first_line`. Blank lines are skipped; a line that
+    is not JSON or not a JSON object is a bad line."""
+    records, bad = [], []
+    for n, raw in enumerate(data.split(b"\n")[:-1], start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            bad.append((n, f"not valid JSON ({e})"))
+            continue
+        if not isinstance(rec, dict):
+            bad.append((n, f"a JSON {type(rec).__name__}, not an object"))
+            continue
+        records.append(rec)
+    return records, bad
+
+
+def read_jsonl(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
+    """The records of an append-only JSON-lines file ([] when it does not exist).
+
+    A bad last line is a torn write (a kill during `append_jsonl`) and is dropped; a last line without
+    its newline is kept when it is a JSON object. Any other bad line raises json.JSONDecodeError naming
+    the file and the line. repair=True also rewrites the file (atomically) as exactly the records read,
+    one per line, so that the next append starts on a fresh line."""
     path = Path(path)
     if not path.exists():
         return []
-    out = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
+    raw = path.read_bytes()
+    data = raw if raw.endswith(b"\n") or not raw else raw + b"\n"   # the last line is judged like the others
+    records, bad = parse_jsonl(data)
+    last = data.count(b"\n")
+    for n, why in bad:
+        if n != last:
+            text = data.decode("utf-8", "replace")
+            pos = sum(len(line) + 1 for line in text.split("\n")[:n - 1])
+            raise json.JSONDecodeError(f"{path}: line {n} is {why}; only a torn last line is dropped", text, pos)
+    if repair:
+        canonical = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")
+        if raw != canonical:
+            atomic_write_bytes(path, canonical)
+    return records
+
+
+class JsonlTail:
+    """Incremental reader of a growing JSON-lines file: `poll()` reads only the bytes appended since the last one.
+
+    `.records` holds every record read so far; `poll()` returns (new records, reset), reset True when the
+    file was replaced (new inode), truncated or deleted and `.records` started over. A last line without
+    its newline is a write in progress and waits for the next poll. Bad lines (`parse_jsonl`) are
+    skipped; those of the latest poll are in `.bad_lines` [(line number, why)]. `.mtime` is the file's
+    modification time at the latest poll (None while it does not exist)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.offset = 0
+        self.ident: tuple[int, int] | None = None
+        self.records: list[dict] = []
+        self.lines_read = 0
+        self.bad_lines: list[tuple[int, str]] = []
+        self.mtime: float | None = None
+
+    def _reset(self) -> None:
+        self.offset, self.lines_read, self.records = 0, 0, []
+
+    @property
+    def exists(self) -> bool:
+        return self.ident is not None
+
+    def poll(self) -> tuple[list[dict], bool]:
+        self.bad_lines = []
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:  # torn last write from a kill: drop it
-                break
-            raise
-    return out
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            reset = self.ident is not None
+            self.ident, self.mtime = None, None
+            self._reset()
+            return [], reset
+        ident = (st.st_dev, st.st_ino)
+        reset = False
+        if ident != self.ident or st.st_size < self.offset:
+            reset = self.ident is not None
+            self._reset()
+            self.ident = ident
+        self.mtime = st.st_mtime
+        if st.st_size <= self.offset:
+            return [], reset
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(st.st_size - self.offset)
+        end = data.rfind(b"\n") + 1
+        if end == 0:  # only a line in progress
+            return [], reset
+        self.offset += end
+        new, self.bad_lines = parse_jsonl(data[:end], first_line=self.lines_read + 1)
+        self.lines_read += data.count(b"\n", 0, end)
+        self.records.extend(new)
+        return new, reset

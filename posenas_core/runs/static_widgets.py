@@ -1,41 +1,40 @@
-"""Static HTML copies of the widgets of an executed notebook, drawn from its saved widget state (offline).
+"""Static HTML copies of an executed notebook's widgets, drawn from its saved widget state (offline).
 
-An executed notebook keeps each widget's model in ``metadata.widgets[WIDGET_STATE_MIME].state`` (papermill /
-nbclient record every model the kernel created and its last synced traits) and shows a widget as an output of
-mime type `WIDGET_VIEW_MIME` (``{"model_id": ...}``). In an HTML export those outputs need the widget manager's
-JavaScript from a CDN, so offline (and wherever a report is read without a network) every widget is a blank
-area. `StaticWidgetRenderer` turns one such output into plain HTML from the JSON state alone (no ipywidgets,
-no JavaScript except plotly.js for figures):
+`StaticWidgetRenderer(models, figure_html)`, given the models of `widget_state.saved_widget_state(nb)`, turns
+one widget view output (`WIDGET_VIEW_MIME`, ``{"model_id": ...}``, which an HTML export could only draw with
+the widget manager's JavaScript from a CDN) into plain HTML from the JSON state alone (no ipywidgets, no
+JavaScript except plotly.js for figures):
 
 - boxes (Box / HBox / VBox / GridBox) -> flex / grid divs of their children, with the widget's Layout as CSS
   (``display: none`` stays hidden); Tab -> a tab strip and every pane (the selected one first);
   Accordion -> one ``<details>`` per pane (the selected one open); Stack -> its selected child;
 - HTML / HTMLMath -> their value (HTML the kernel wrote, as the notebook's own HTML outputs), Label -> text;
-- Image -> ``<img>`` with a data URI of its value (a binary buffer, base64 in the state's ``buffers``);
+- Image -> ``<img>`` with a data URI of its value;
 - controls (Button, ToggleButton(s), Dropdown, Select, RadioButtons, sliders, Text / Textarea / numbers,
   Checkbox, progress bars, ...) -> disabled look-alikes showing their description and value;
 - Output widgets -> their stored outputs (HTML, images, text, errors, plotly figures, nested widgets);
-- plotly's ``go.FigureWidget`` (an anywidget ``AnyModel`` whose ``_widget_data`` / ``_widget_layout`` /
-  ``_config`` hold the figure) -> a plotly figure, drawn by a callback (the export embeds plotly.js once);
+- plotly's ``go.FigureWidget`` -> a plotly figure, drawn by the `figure_html` callback;
 - anything else -> a short note naming the model (and its value, if it has one).
-
-Binary buffers (``buffers: [{path, data, encoding}]``) are put back at their path first; plotly's typed-array
-form ``{buffer, dtype, shape}`` becomes a plain list. Only the standard library and numpy are used.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import math
+import re
 from html import escape
 from typing import Any, Callable
 
-WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
-WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-MODEL_REF = "IPY_MODEL_"
-PLOTLY_FIGURE_WIDGET = "FigureWidget"  # in an AnyModel's _anywidget_id: plotly.graph_objs._figurewidget.FigureWidget
-DEFAULT_FIGURE_HEIGHT = 360  # plotly's widget view uses 360 px when the layout has no height
+from posenas_core.data.annotations import is_number
+from posenas_core.runs.plotly_html import PLOTLY_MIME
+from posenas_core.runs.widget_state import (
+    MODEL_REF,
+    WIDGET_VIEW_MIME,
+    figure_from_widget_state,
+    is_plotly_figure_widget,
+)
+
+__all__ = ["StaticWidgetRenderer", "strip_ansi"]
 
 # FontAwesome 4 icon names used by ipywidgets buttons -> a glyph (no icon font offline)
 ICONS = {
@@ -94,78 +93,19 @@ CSS = """<style>
 """
 
 
-def _put(tree: Any, path: list, value: Any) -> None:
-    for key in path[:-1]:
-        tree = tree[key]
-    tree[path[-1]] = value
-
-
-def _restore_buffers(model: dict) -> dict:
-    """The model's state with its binary buffers (base64 / hex in ``model["buffers"]``) put back as bytes."""
-    state = json.loads(json.dumps(model.get("state") or {}))  # a copy we may change
-    for buf in model.get("buffers") or []:
-        try:
-            data = buf.get("data", "")
-            raw = bytes.fromhex(data) if buf.get("encoding") == "hex" else base64.b64decode(data)
-            _put(state, list(buf["path"]), raw)
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue  # a malformed buffer: that part stays as saved
-    return state
-
-
-def saved_widget_state(nb) -> dict[str, dict]:
-    """``{model_id: {"model_name", "model_module", "state"}}`` of a notebook's saved widget state, binary
-    buffers restored (``{}`` when the notebook saved none)."""
-    widgets = (nb.get("metadata") or {}).get("widgets") or {}
-    state = (widgets.get(WIDGET_STATE_MIME) or {}).get("state") or {}
-    out = {}
-    for mid, model in state.items():
-        if isinstance(model, dict):
-            out[mid] = {"model_name": model.get("model_name", ""), "model_module": model.get("model_module", ""),
-                        "state": _restore_buffers(model)}
-    return out
-
-
-def _typed_arrays_to_lists(v: Any) -> Any:
-    """plotly's widget serialization of numeric numpy arrays ``{buffer, dtype, shape}`` -> nested lists;
-    plotly's ``"_undefined_"`` placeholders dropped."""
-    if isinstance(v, dict):
-        if isinstance(v.get("buffer"), (bytes, bytearray)) and "dtype" in v:
-            import numpy as np
-
-            a = np.frombuffer(v["buffer"], dtype=np.dtype(v["dtype"]))
-            shape = v.get("shape")
-            return (a.reshape(shape) if shape else a).tolist()
-        return {k: _typed_arrays_to_lists(x) for k, x in v.items() if x != "_undefined_"}
-    if isinstance(v, list):
-        return [_typed_arrays_to_lists(x) for x in v]
-    return v
-
-
-def figure_from_widget_state(state: dict) -> dict:
-    """A plotly ``go.FigureWidget``'s saved state -> a figure ``{data, layout, config}`` (plotly's mime bundle
-    form). The layout gets the widget view's default height (360 px) when it has none."""
-    layout = dict(_typed_arrays_to_lists(state.get("_widget_layout") or {}))
-    layout.setdefault("height", DEFAULT_FIGURE_HEIGHT)
-    return {"data": _typed_arrays_to_lists(state.get("_widget_data") or []), "layout": layout,
-            "config": dict(state.get("_config") or {})}
-
-
-def is_plotly_figure_widget(model: dict) -> bool:
-    st = model.get("state") or {}
-    return model.get("model_name") == "AnyModel" and PLOTLY_FIGURE_WIDGET in str(st.get("_anywidget_id", "")) \
-        and "_widget_data" in st
-
-
 def _text(v: Any) -> str:
     return "" if v is None else escape(str(v))
+
+
+def _num_or_0(x: Any) -> Any:
+    return x if is_number(x) else 0
 
 
 def _fmt(v: Any, fmt: str | None) -> str:
     """A slider readout: ipywidgets' d3-format string, read as Python's format spec (the common cases agree)."""
     if isinstance(v, (list, tuple)):
         return " \u2013 ".join(_fmt(x, fmt) for x in v)
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and fmt:
+    if is_number(v) and fmt:
         try:
             return format(v, fmt)
         except (ValueError, TypeError):
@@ -210,7 +150,7 @@ class StaticWidgetRenderer:
             return f'<pre class="{cls.strip()}">{_text(_join(out.get("text")))}</pre>'
         if kind == "error":
             tb = "\n".join(out.get("traceback") or []) or f"{out.get('ename')}: {out.get('evalue')}"
-            return f'<pre class="pnw-error">{_text(_strip_ansi(tb))}</pre>'
+            return f'<pre class="pnw-error">{_text(strip_ansi(tb))}</pre>'
         data = out.get("data") or {}
         if WIDGET_VIEW_MIME in data:
             return self.render((data[WIDGET_VIEW_MIME] or {}).get("model_id", ""), seen)
@@ -255,11 +195,15 @@ class StaticWidgetRenderer:
     def _child_list(self, st: dict, seen: set) -> list[str]:
         return [self.render(c, seen) for c in st.get("children") or []]
 
+    def _ref_state(self, ref: Any) -> dict:
+        """The state of the model an ``IPY_MODEL_<id>`` trait refers to ({} when none)."""
+        if isinstance(ref, str) and ref.startswith(MODEL_REF):
+            return self.models.get(ref[len(MODEL_REF):], {}).get("state", {})
+        return {}
+
     def _layout_css(self, st: dict) -> str:
-        ref = st.get("layout")
-        layout = self.models.get(ref[len(MODEL_REF):], {}).get("state", {}) if isinstance(ref, str) else {}
         parts = []
-        for k, v in layout.items():
+        for k, v in self._ref_state(st.get("layout")).items():
             if k.startswith("_") or v is None or v == "" or not isinstance(v, (str, int, float)):
                 continue
             css_key = {"grid_gap": "gap"}.get(k, k.replace("_", "-"))
@@ -267,10 +211,7 @@ class StaticWidgetRenderer:
         return ";".join(parts)
 
     def _style(self, st: dict) -> dict:
-        ref = st.get("style")
-        if isinstance(ref, str) and ref.startswith(MODEL_REF):
-            return self.models.get(ref[len(MODEL_REF):], {}).get("state", {})
-        return {}
+        return self._ref_state(st.get("style"))
 
     def _wrap(self, inner: str, st: dict, name: str, box: str = "") -> str:
         css = self._layout_css(st)
@@ -298,12 +239,17 @@ class StaticWidgetRenderer:
 
     # ------------------------------------------------------------------ containers
 
+    @staticmethod
+    def _titler(st: dict, word: str) -> Callable[[int], str]:
+        """Pane i's title (a Tab's or an Accordion's), else ``"<word> <i + 1>"``."""
+        titles = list(st.get("titles") or st.get("_titles") or [])
+        return lambda i: titles[i] if i < len(titles) and titles[i] else f"{word} {i + 1}"
+
     def _w_Tab(self, st, seen):
         kids = self._child_list(st, seen)
-        titles = list(st.get("titles") or st.get("_titles") or [])
         sel = st.get("selected_index")
         sel = sel if isinstance(sel, int) and 0 <= sel < len(kids) else (0 if kids else None)
-        title = lambda i: titles[i] if i < len(titles) and titles[i] else f"tab {i + 1}"  # noqa: E731
+        title = self._titler(st, "tab")
         strip = "".join(f'<span class="pnw-tab{" pnw-on" if i == sel else ""}">{_text(title(i))}</span>'
                         for i in range(len(kids)))
         order = ([sel] if sel is not None else []) + [i for i in range(len(kids)) if i != sel]
@@ -312,13 +258,9 @@ class StaticWidgetRenderer:
         return f'<div class="pnw-tabs">{strip}</div>{panes}'
 
     def _w_Accordion(self, st, seen):
-        kids = self._child_list(st, seen)
-        titles = list(st.get("titles") or st.get("_titles") or [])
-        sel = st.get("selected_index")
-        return "".join(
-            f'<details{" open" if i == sel else ""}><summary>'
-            f'{_text(titles[i] if i < len(titles) and titles[i] else f"section {i + 1}")}</summary>{k}</details>'
-            for i, k in enumerate(kids))
+        kids, sel, title = self._child_list(st, seen), st.get("selected_index"), self._titler(st, "section")
+        return "".join(f'<details{" open" if i == sel else ""}><summary>{_text(title(i))}</summary>{k}</details>'
+                       for i, k in enumerate(kids))
 
     def _w_Stack(self, st, seen):
         kids = self._child_list(st, seen)
@@ -421,12 +363,9 @@ class StaticWidgetRenderer:
         return self._select_list(st, set(st.get("index") or []))
 
     def _slider(self, st: dict, value: Any, lo: Any, hi: Any, readout: str) -> str:
-        def num(x):
-            return x if isinstance(x, (int, float)) and not isinstance(x, bool) else 0
-
         v = value[0] if isinstance(value, (list, tuple)) and value else value
-        rng = (f'<input class="pnw-range" type="range" disabled min="{num(lo)}" max="{num(hi)}" '
-               f'value="{num(v)}" step="any">')
+        rng = (f'<input class="pnw-range" type="range" disabled min="{_num_or_0(lo)}" max="{_num_or_0(hi)}" '
+               f'value="{_num_or_0(v)}" step="any">')
         out = f'<span class="pnw-readout">{_text(readout)}</span>' if st.get("readout", True) else ""
         return self._ctl(st, rng + out)
 
@@ -437,8 +376,6 @@ class StaticWidgetRenderer:
     _w_FloatSlider = _w_IntRangeSlider = _w_FloatRangeSlider = _w_IntSlider
 
     def _w_FloatLogSlider(self, st, seen):
-        import math
-
         v, base = st.get("value"), st.get("base") or 10
         try:
             pos = math.log(v, base)
@@ -534,7 +471,9 @@ def _join(v: Any) -> str:
     return "".join(v) if isinstance(v, list) else ("" if v is None else str(v))
 
 
-def _strip_ansi(text: str) -> str:
-    import re
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
-    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+def strip_ansi(text: str) -> str:
+    """`text` without ANSI terminal escape codes (the colours of an IPython traceback)."""
+    return _ANSI.sub("", text)

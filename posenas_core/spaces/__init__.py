@@ -1,1 +1,16 @@
-"""posenas_core.spaces"""
+"""posenas_core.spaces: search spaces (genotypes, bounds, sample / mutate / min / max) and their registry.
+
+Importing it registers the built-in spaces: "evopose2d" (`evopose.EvoPoseSpace`). No torch.
+A space's own tables (EvoPose2D's KERNELS, BOUNDS, ...) are in its module (`spaces.evopose`).
+"""
+
+from posenas_core._lazy import lazy_exports
+from posenas_core.spaces.evopose import EvoPoseSpace
+from posenas_core.spaces.registry import register_space
+
+register_space(EvoPoseSpace())
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "registry": ("SearchSpace", "get_space", "list_spaces", "register_space"),
+    "evopose": ("EvoPoseSpace", "EvoPoseSpec"),
+}, submodules=("evopose",))

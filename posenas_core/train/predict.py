@@ -34,9 +34,21 @@ from torch.utils.data import DataLoader
 from posenas_core.data.codec import flip_back
 from posenas_core.data.geometry import apply_affine, invert_affine
 from posenas_core.data.keypoints import FLIP_INDEX
+from posenas_core.errors import ConfigError
 from posenas_core.eval.coco_eval import evaluate_keypoints, make_results
 
-__all__ = ["predict", "make_val_fn", "heatmap_fn_from_model", "heatmap_fn_from_checkpoint"]
+__all__ = ["predict", "make_val_fn", "output_stride_of", "heatmap_fn_from_model", "heatmap_fn_from_checkpoint"]
+
+
+def output_stride_of(spec_or_model) -> int:
+    """Input pixels per heatmap pixel of a spec or a built model: its `output_stride`, or its spec's.
+    ConfigError when it has neither (the stride is never guessed)."""
+    for obj in (spec_or_model, getattr(spec_or_model, "spec", None)):
+        s = getattr(obj, "output_stride", None)
+        if isinstance(s, int) and not isinstance(s, bool) and s > 0:
+            return s
+    raise ConfigError(f"{type(spec_or_model).__name__} has no output stride: expected a spec, or a model with "
+                      f"an `output_stride` or a `spec` (as `models.registry.build_model` returns)")
 
 
 def _is_channels_last(model: nn.Module) -> bool:
@@ -120,12 +132,11 @@ def heatmap_fn_from_model(model: nn.Module, person_set, input_hw: Sequence[int],
     an index outside the records."""
     from posenas_core.data.codec import HeatmapCodec
     from posenas_core.data.dataset import TopDownDataset
-    from posenas_core.errors import ConfigError
 
     if not isinstance(model, nn.Module):
         raise ConfigError(f"heatmap_fn_from_model needs a torch model (nn.Module), got {type(model).__name__}")
     hw = tuple(int(v) for v in input_hw)
-    stride = getattr(model, "output_stride", None) or getattr(getattr(model, "spec", None), "output_stride", None) or 4
+    stride = output_stride_of(model)
     if hw[0] % int(stride) or hw[1] % int(stride):
         raise ConfigError(f"input size {hw[0]}x{hw[1]} is not a multiple of the model's output stride {stride}")
     ds = TopDownDataset(person_set.records, person_set.image_source, hw, codec=HeatmapCodec(hw, int(stride)),
@@ -154,8 +165,8 @@ def heatmap_fn_from_model(model: nn.Module, person_set, input_hw: Sequence[int],
 def heatmap_fn_from_checkpoint(checkpoint, person_set, input_hw: Sequence[int], *, flip_test: bool = False,
                                map_location="cpu") -> Callable[[int], np.ndarray]:
     """`heatmap_fn_from_model` of the model a trainer checkpoint stores (rebuilt from its spec,
-    `trainer.load_checkpoint`); CheckpointError if the file is missing or unreadable."""
-    from posenas_core.train.trainer import load_checkpoint
+    `checkpoints.load_checkpoint`); CheckpointError if the file is missing or unreadable."""
+    from posenas_core.train.checkpoints import load_checkpoint
 
     model, _ = load_checkpoint(Path(checkpoint), map_location=map_location)
     return heatmap_fn_from_model(model, person_set, input_hw, flip_test=flip_test)

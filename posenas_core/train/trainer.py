@@ -7,10 +7,11 @@ Loss: visibility-masked MSE, mean over (B, K, h, w) of (pred - target)^2 * weigh
 lr = base_lr * batch_size / 32, a per-step linear warm-up over `warmup_epochs`, then a cosine decay to
 `min_lr_ratio * lr` at the last step (`lr_at`).
 
-Determinism: the model is initialised from `torch.manual_seed(seed)`; epoch e visits the samples in the
-order `torch.randperm(n, generator=Generator(seed mixed with e))` and calls `train_set.set_epoch(e)`
-when the dataset has it, so an epoch's order and augmentation are a pure function of (seed, epoch).
-Only deterministic CPU ops are used.
+Determinism: the model is initialised from `Generator().manual_seed(seed)` (`build_model(generator=)`),
+drop-connect draws from its own generator seeded from `seed` (its state is in every checkpoint); epoch e
+visits the samples in the order `torch.randperm(n, generator=Generator(seed mixed with e))` and calls
+`train_set.set_epoch(e)` when the dataset has it, so an epoch's order and augmentation are a pure
+function of (seed, epoch). Only deterministic CPU ops are used.
 
 Run directory:
     config.json              {"train": TrainConfig, "spec": spec}
@@ -20,11 +21,8 @@ Run directory:
                              the time budget stops the run
     checkpoints/best.pt      the checkpoint of the best validation ("AP" higher, else "loss" lower)
 
-A checkpoint holds only tensors and plain Python values (`torch.load(weights_only=True)`):
-{"format", "spec" (dict), "config" (dict), "model", "optimizer", "step", "epoch", "step_in_epoch",
-"steps_per_epoch", "rng" {"torch", "numpy", "python"}, "best", "last_val", "elapsed_s"}. `epoch` is the
-epoch in progress and `step_in_epoch` the number of its batches already done (0 at an epoch boundary).
-Resuming from it (`resume=True`) gives final weights bit-identical to an uninterrupted run.
+A checkpoint's contents are described in `train.checkpoints`. Resuming from one (`resume=True`) gives
+final weights bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -42,22 +39,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from posenas_core.errors import CheckpointError, ConfigError, PoseNASError, SpecError
+from posenas_core.errors import CheckpointError, ConfigError, PoseNASError
 from posenas_core.genotype import Spec, spec_from_dict
 from posenas_core.models.registry import build_model
+from posenas_core.ops import set_drop_generator
 from posenas_core.runs.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from posenas_core.train.checkpoints import (
+    CHECKPOINT_FORMAT,
+    check_state_dict,
+    read_checkpoint,
+    reference_state,
+    rng_state,
+    set_rng_state,
+    spec_mismatch,
+)
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "train",
-    "heatmap_mse",
-    "lr_at",
-    "load_checkpoint",
-    "check_state_dict",
-]
+__all__ = ["TrainConfig", "TrainResult", "train", "heatmap_mse", "lr_at"]
 
-CHECKPOINT_FORMAT = 1
+DROP_STREAM = 0xD0C                        # mixed with the seed: the drop-connect generator's seed
 
 
 @dataclasses.dataclass
@@ -200,95 +199,6 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def check_state_dict(reference: dict, state: dict, what: str) -> None:
-    """CheckpointError naming the first missing / unexpected / mis-shaped entry of `state` vs `reference`.
-
-    `reference` and `state` map names to tensors (only shapes are compared).
-    """
-    missing = [k for k in reference if k not in state]
-    unexpected = [k for k in state if k not in reference]
-    for k, v in reference.items():
-        if k in state and tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{what}: parameter {k!r} has shape {tuple(state[k].shape)} in the weights but "
-                                  f"{tuple(v.shape)} in the model built from the spec")
-    if missing:
-        raise CheckpointError(f"{what}: the weights lack {len(missing)} entries of the model built from the spec, "
-                              f"first {missing[0]!r}")
-    if unexpected:
-        raise CheckpointError(f"{what}: the weights have {len(unexpected)} entries the model built from the spec "
-                              f"does not, first {unexpected[0]!r}")
-
-
-def _spec_mismatch(a: Spec, b: Spec) -> str:
-    da, db = a.to_dict(), b.to_dict()
-    for k in sorted(set(da) | set(db)):
-        if da.get(k) != db.get(k):
-            return f"field {k!r}: {da.get(k)!r} vs {db.get(k)!r}"
-    return "identical"
-
-
-def _reference_state(spec: Spec) -> dict:
-    """State dict (shapes only) of the model a spec builds, without allocating its weights."""
-    with torch.device("meta"):
-        return build_model(spec).state_dict()
-
-
-def _read_checkpoint(path: Path, map_location="cpu") -> dict:
-    from posenas_core.runs.io import read_torch_file
-
-    ckpt = read_torch_file(path, what="checkpoint", map_location=map_location)  # one-line CheckpointError
-    if not isinstance(ckpt, dict) or "spec" not in ckpt or "model" not in ckpt:
-        kind = f"a dict with keys {sorted(map(str, ckpt))[:5]}" if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"checkpoint {path} is {kind}, not a PoseNAS checkpoint (a dict with 'spec' and "
-                              f"'model' entries, as `posenas train` writes)")
-    return ckpt
-
-
-def load_checkpoint(path: str | Path, map_location="cpu", expected_spec: Spec | None = None
-                    ) -> tuple[nn.Module, dict]:
-    """Rebuild the model of a checkpoint from its stored spec and load its weights (eval mode).
-
-    Raises CheckpointError if the file is unreadable, its spec is invalid or differs from
-    `expected_spec`, or the weights do not fit the spec (naming the first mismatching entry and shapes).
-    """
-    path = Path(path)
-    ckpt = _read_checkpoint(path, map_location)
-    try:
-        spec = spec_from_dict(ckpt["spec"])
-    except SpecError as e:
-        raise CheckpointError(f"checkpoint {path}: stored spec is invalid: {e}") from None
-    if expected_spec is not None and spec != expected_spec:
-        raise CheckpointError(f"checkpoint {path}: its spec differs from the expected spec "
-                              f"({_spec_mismatch(spec, expected_spec)})")
-    model = build_model(spec)
-    check_state_dict(model.state_dict(), ckpt["model"], f"checkpoint {path}")
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, ckpt
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "python": [py_state[0], list(py_state[1]), py_state[2]],
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    p = state["python"]
-    random.setstate((p[0], tuple(p[1]), p[2]))
-
-
-# ---------------------------------------------------------------------------------------------
 # training
 
 
@@ -339,27 +249,28 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
     peak_lr = config.base_lr * bs / 32
 
     if model is None:
-        torch.manual_seed(config.seed)
-        model = build_model(spec)
+        model = build_model(spec, generator=torch.Generator().manual_seed(config.seed))
     else:
-        check_state_dict(_reference_state(spec), model.state_dict(), "train(model=...)")
+        check_state_dict(reference_state(spec), model.state_dict(), "train(model=...)")
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(model, config)
+    drop_rng = torch.Generator().manual_seed(_mix_seed(config.seed, DROP_STREAM))
+    set_drop_generator(model, drop_rng)
 
     epoch, step_in_epoch, step = 0, 0, 0
     best: dict | None = None
     last_val: dict | None = None
     prev_elapsed = 0.0
     if resume and last_path.exists():
-        ckpt = _read_checkpoint(last_path)
+        ckpt = read_checkpoint(last_path)
         try:
             stored_spec = spec_from_dict(ckpt["spec"])
         except PoseNASError as e:
             raise CheckpointError(f"checkpoint {last_path}: stored spec is invalid: {e}") from None
         if stored_spec != spec:
             raise CheckpointError(f"cannot resume {last_path}: it was trained with a different spec "
-                                  f"({_spec_mismatch(stored_spec, spec)}); use resume=False or a new run_dir")
+                                  f"({spec_mismatch(stored_spec, spec)}); use resume=False or a new run_dir")
         old = ckpt.get("config", {})
         defaults = TrainConfig().to_dict()       # fields added later keep their default in older checkpoints
         for name in TrainConfig.TRAJECTORY_FIELDS:
@@ -374,7 +285,9 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
         check_state_dict(model.state_dict(), ckpt["model"], f"checkpoint {last_path}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
+        if "drop_rng" in ckpt:
+            drop_rng.set_state(ckpt["drop_rng"])
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
         total_steps = int(ckpt.get("total_steps", total_steps))
         best, last_val, prev_elapsed = ckpt.get("best"), ckpt.get("last_val"), float(ckpt.get("elapsed_s", 0.0))
@@ -402,7 +315,8 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
             "step_in_epoch": step_in_epoch,
             "steps_per_epoch": spe,
             "total_steps": total_steps,
-            "rng": _rng_state(),
+            "rng": rng_state(),
+            "drop_rng": drop_rng.get_state(),
             "best": best,
             "last_val": last_val,
             "elapsed_s": elapsed(),

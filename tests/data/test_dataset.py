@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from posenas_core.data.codec import HeatmapCodec
+from posenas_core.data.codec import HeatmapCodec, default_sigma
 from posenas_core.data.dataset import IMAGENET_MEAN, IMAGENET_STD, ClipDataset, TopDownDataset, make_clips
 from posenas_core.data.geometry import apply_affine, box_to_center_size, crop_affine
 from posenas_core.data.keypoints import FLIP_INDEX
@@ -15,6 +15,7 @@ from posenas_core.data.types import CachedImageSource, MemoryImageSource, Person
 from posenas_core.errors import ConfigError, DataError
 
 INPUT = (64, 48)
+CODEC = HeatmapCodec(INPUT, 4, sigma=default_sigma(INPUT[0] // 4))  # the stride-4 codec of every test here
 KEYS = {"image", "target", "target_weight", "keypoints", "affine", "flipped", "index"}
 
 
@@ -47,7 +48,7 @@ def data():
 
 def test_item_keys_shapes_and_consistency(data):
     recs, src = data
-    ds = TopDownDataset(recs, src, INPUT, train=True, seed=3)
+    ds = TopDownDataset(recs, src, INPUT, codec=CODEC, train=True, seed=3)
     assert len(ds) == 6 and ds.codec.heatmap_size == (16, 12) and ds.codec.sigma == 0.5  # 2 * 16 / 64
     flips = set()
     for i in range(len(ds)):
@@ -77,7 +78,7 @@ def test_item_keys_shapes_and_consistency(data):
 
 def test_targets_peak_on_the_dots(data):
     recs, src = data
-    ds = TopDownDataset(recs, src, INPUT, train=True, seed=1, aug=AugConfig(rotation_prob=1.0))
+    ds = TopDownDataset(recs, src, INPUT, codec=CODEC, train=True, seed=1, aug=AugConfig(rotation_prob=1.0))
     for i in range(len(ds)):
         it = ds[i]
         coords, _ = ds.codec.decode(it["target"][None])
@@ -91,7 +92,7 @@ def test_targets_peak_on_the_dots(data):
 
 def test_val_mode_is_the_plain_crop(data):
     recs, src = data
-    ds = TopDownDataset(recs, src, INPUT, train=False)
+    ds = TopDownDataset(recs, src, INPUT, codec=CODEC, train=False)
     for e in (0, 5):
         ds.set_epoch(e)
         it = ds[2]
@@ -103,21 +104,21 @@ def test_val_mode_is_the_plain_crop(data):
 def test_gt_free_records_give_zero_targets(data):
     _, src = data
     det = PersonRecord(1, "a.png", 160, 120, [40, 20, 50, 80], np.zeros((17, 3)), score=0.8)
-    it = TopDownDataset([det], src, INPUT, train=False)[0]
+    it = TopDownDataset([det], src, INPUT, codec=CODEC, train=False)[0]
     assert not it["target"].any() and not it["target_weight"].any()
 
 
 def test_determinism_across_instances_order_epochs_and_workers(data):
     recs, src = data
-    a = TopDownDataset(recs, src, INPUT, seed=7)
-    b = TopDownDataset(recs, src, INPUT, seed=7)
+    a = TopDownDataset(recs, src, INPUT, codec=CODEC, seed=7)
+    b = TopDownDataset(recs, src, INPUT, codec=CODEC, seed=7)
     first = [a[i] for i in range(6)]
     for i in reversed(range(6)):
         for k in ("image", "target", "affine"):
             assert torch.equal(first[i][k], b[i][k])
     a.set_epoch(1)
     assert any(not torch.equal(a[i]["affine"], first[i]["affine"]) for i in range(6))
-    c = TopDownDataset(recs, src, INPUT, seed=8)
+    c = TopDownDataset(recs, src, INPUT, codec=CODEC, seed=8)
     assert any(not torch.equal(c[i]["affine"], first[i]["affine"]) for i in range(6))
     # Any number of workers: same batches.
     b.set_epoch(1)
@@ -132,22 +133,24 @@ def test_determinism_across_instances_order_epochs_and_workers(data):
 def test_errors(data):
     recs, src = data
     with pytest.raises(DataError, match="empty"):
-        TopDownDataset([], src, INPUT)
+        TopDownDataset([], src, INPUT, codec=CODEC)
     missing = dataclasses.replace(recs[0], file_name="missing.png")
-    ds = TopDownDataset([missing], src, INPUT)
+    ds = TopDownDataset([missing], src, INPUT, codec=CODEC)
     with pytest.raises(DataError, match="missing.png"):
         ds[0]
     with pytest.raises(ConfigError, match="permutation"):
-        TopDownDataset(recs, src, INPUT, flip_index=list(range(16)))
-    with pytest.raises(ConfigError, match="divisible"):
-        TopDownDataset(recs, src, (66, 48))
+        TopDownDataset(recs, src, INPUT, codec=CODEC, flip_index=list(range(16)))
+    with pytest.raises(ConfigError, match="divide the input size"):
+        TopDownDataset(recs, src, (66, 48), codec=HeatmapCodec((66, 48), 4))
+    with pytest.raises(ConfigError, match="codec must be a HeatmapCodec"):
+        TopDownDataset(recs, src, INPUT, codec=None)
     with pytest.raises(ConfigError, match="codec input size"):
         TopDownDataset(recs, src, INPUT, codec=HeatmapCodec((128, 96), 4, 1.0))
     bad = MemoryImageSource({"a.png": np.zeros((10, 10), np.uint8)})
     with pytest.raises(DataError, match="HxWx3 uint8"):
-        TopDownDataset(recs, bad, INPUT)[0]
+        TopDownDataset(recs, bad, INPUT, codec=CODEC)[0]
     with pytest.raises(IndexError):
-        TopDownDataset(recs, src, INPUT)[6]
+        TopDownDataset(recs, src, INPUT, codec=CODEC)[6]
 
 
 def track(rng, video, tid, frames):
@@ -180,7 +183,7 @@ def test_clip_dataset_shares_the_transform():
     recs = track(rng, "v", 0, range(4))
     src = MemoryImageSource({r.file_name: dots([r]) for r in recs})
     clips = make_clips(recs, 3)
-    ds = ClipDataset(clips, src, INPUT, seed=5, aug=AugConfig(rotation_prob=1.0, half_body_prob=1.0))
+    ds = ClipDataset(clips, src, INPUT, codec=CODEC, seed=5, aug=AugConfig(rotation_prob=1.0, half_body_prob=1.0))
     assert len(ds) == 2
     for i in range(2):
         it = ds[i]
@@ -201,7 +204,7 @@ def test_clip_dataset_shares_the_transform():
     recs2 = track(np.random.default_rng(2), "w", 0, range(3))
     recs2[1].keypoints[:12, 2] = 0
     src2 = MemoryImageSource({r.file_name: dots([r]) for r in recs2})
-    ds2 = ClipDataset([recs2], src2, INPUT, aug=AugConfig(half_body_prob=1.0, rotation_prob=0.0, flip_prob=0.0,
+    ds2 = ClipDataset([recs2], src2, INPUT, codec=CODEC, aug=AugConfig(half_body_prob=1.0, rotation_prob=0.0, flip_prob=0.0,
                                                           scale_factor=0.0))
     it = ds2[0]
     for t, r in enumerate(recs2):
@@ -213,7 +216,7 @@ def test_clip_dataset_rotation_scale_flip_shared():
     rng = np.random.default_rng(3)
     recs = track(rng, "v", 0, range(3))
     src = MemoryImageSource({r.file_name: dots([r]) for r in recs})
-    ds = ClipDataset([recs], src, INPUT, seed=0, aug=AugConfig(rotation_prob=1.0))
+    ds = ClipDataset([recs], src, INPUT, codec=CODEC, seed=0, aug=AugConfig(rotation_prob=1.0))
     linear = []
     for e in range(4):
         ds.set_epoch(e)
@@ -228,11 +231,11 @@ def test_clip_dataset_errors():
     recs = track(rng, "v", 0, range(3))
     src = MemoryImageSource({})
     with pytest.raises(DataError, match="empty"):
-        ClipDataset([], src, INPUT)
+        ClipDataset([], src, INPUT, codec=CODEC)
     with pytest.raises(DataError, match="same non-zero length"):
-        ClipDataset([recs[:2], recs], src, INPUT)
+        ClipDataset([recs[:2], recs], src, INPUT, codec=CODEC)
     with pytest.raises(DataError, match=r"v/0\.png"):
-        ClipDataset([recs], src, INPUT)[0]
+        ClipDataset([recs], src, INPUT, codec=CODEC)[0]
 
 
 class _CountingSource:

@@ -449,3 +449,26 @@ def test_a_split_without_persons_is_a_data_error_naming_the_file(tmp_path):
     f = write_json(tmp_path / "000009_mpii.json", v)
     raises(lambda: read_posetrack(f), "000009_mpii.json: no persons: 4 images and 8 annotations")
     assert len(read_posetrack(f, allow_empty=True).coco["images"]) == 4
+
+
+# ------------------------------------------------------------------------------------------- shared checks
+
+@pytest.mark.parametrize("section, index, change, message", [
+    ("images", 1, {"file_name": ""}, "images[1] (id {img1}): 'file_name' must be a non-empty string, got ''"),
+    ("images", 1, {"width": -3}, "images[1] (id {img1}): image size must be positive, got width=-3"),
+    ("images", 1, {"id": "{img0}"}, "images[1] (id {img0}): duplicate image id {img0}"),
+    ("annotations", 1, {"id": "{ann0}"}, "annotations[1] (id {ann0}): duplicate annotation id {ann0} "
+                                         "(also annotations[0])"),
+    ("annotations", 1, {"category_id": 7}, "annotations[1] (id {ann1}): 'category_id' 7 is not in 'categories' "
+                                           "(ids [1])"),
+    ("annotations", 1, {"area": -2.0}, "annotations[1] (id {ann1}): 'area' is -2, must be >= 0"),
+    ("annotations", 1, {"bbox": [1, 2, -3, 4]}, "annotations[1] (id {ann1}): 'bbox' [1.0, 2.0, -3.0, 4.0] has a "
+                                                "negative width/height"),
+])
+def test_coco_and_posetrack_share_their_record_checks(section, index, change, message):
+    """The image / annotation / box checks are one set (data/annotations.py): same rule, same message."""
+    for read, d in ((read_coco_keypoints, coco_dict()), (read_posetrack, video("000007", 700, 7000))):
+        ids = {f"img{i}": d["images"][i]["id"] for i in range(2)}
+        ids.update({f"ann{i}": d["annotations"][i]["id"] for i in range(2)})
+        d[section][index].update({k: ids[v[1:-1]] if str(v).startswith("{") else v for k, v in change.items()})
+        raises(lambda: read(d, name="split.json"), "split.json: " + message.format(**ids))

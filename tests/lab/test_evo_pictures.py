@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from posenas_core.errors import DataError
+from posenas_core.search.archive import archive_frame, generations_frame
 from posenas_core.search.evolution import describe_mutation
 from posenas_core.search.transfer import TRANSFER_ACTIONS, transfer_report
 from posenas_core.spaces.evopose import ANCESTOR, EvoPoseSpec, genotype_to_str
 
-from lab.evo_figures import archive_frame, generations_frame
 from lab.evo_pictures import (ACTION_COLORS, block_diagram, block_frame, family_tree_figure, family_tree_frame,
                               short_mutation, transfer_figure, transfer_figure_for, transfer_frame)
 

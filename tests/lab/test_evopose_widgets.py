@@ -14,11 +14,12 @@ from posenas_core.eval.profiler import count_macs
 from posenas_core.models.evopose import build_evopose
 from posenas_core.models.registry import PRESETS, load_spec
 from posenas_core.runs.io import append_jsonl, atomic_write_json
+from posenas_core.search.archive import archive_frame
 from posenas_core.search.pareto import pareto_front
 from posenas_core.spaces.evopose import ANCESTOR, GENOTYPE_S, MAX_CH8, EvoPoseSpec, genotype_to_str, mutate
 
 from lab import EvolutionMonitor, FrontExplorer, GenotypeEditor
-from lab.evo_figures import archive_frame, evolution_figure, front_figure, network_frame
+from lab.evo_figures import evolution_figure, front_figure, network_frame
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +202,7 @@ def test_send_to_notebook_leads_to_the_evolutions_ancestor(editor):
     evolution's starting genotype (`spec_from_text` -> EvolutionConfig.ancestor)."""
     from posenas_core.search.evolution import EvolutionConfig
 
-    from lab.evopose import spec_from_text
+    from lab.genotype_editor import spec_from_text
 
     ed = editor
     ed.set_spec(EvoPoseSpec(genotype=ANCESTOR), (128, 96))

@@ -12,11 +12,12 @@ import pytest
 from plotly.basedatatypes import Undefined
 
 from posenas_core.runs.io import append_jsonl, atomic_write_json
+from posenas_core.search.archive import archive_frame
 
 import lab
 from lab import EvolutionMonitor, FrontExplorer, GenotypeEditor, TrainingMonitor
 from lab._util import fit_width, refit_later, sync_figure
-from lab.evo_figures import archive_frame, front_figure
+from lab.evo_figures import front_figure
 from lab.figures import MARKER_MAX_POINTS, metrics_frame, training_curves
 
 
@@ -199,7 +200,7 @@ def test_editor_keeps_the_given_input_size_and_shows_the_loaded_preset():
     assert "choose a preset" in ed.validation.value
     ed.preset.value = "evopose2d-s"
     ed.preset_button.click()
-    assert ed.preset.value == "evopose2d-s" and ed.spec == lab.evopose.PRESETS["evopose2d-s"].spec
+    assert ed.preset.value == "evopose2d-s" and ed.spec == lab.genotype_editor.PRESETS["evopose2d-s"].spec
     assert ed.latency_task.widget.layout.display == "none"  # progress + Stop only while measuring
 
 

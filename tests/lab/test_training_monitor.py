@@ -9,7 +9,7 @@ import pytest
 from posenas_core.runs.io import append_jsonl, atomic_write_json, atomic_write_text
 
 from lab import TrainingMonitor
-from lab.training_monitor import JsonlTail, run_status
+from lab.training_monitor import run_status
 
 SPE = 4  # steps per epoch of the fake run
 
@@ -146,18 +146,6 @@ def test_polling_thread_updates_and_stops(run_dir):
         assert mon.running
     finally:
         mon.stop()
-
-
-def test_jsonl_tail_unit(tmp_path):
-    p = tmp_path / "m.jsonl"
-    t = JsonlTail(p)
-    assert t.poll() == ([], False) and not t.exists
-    p.write_text('{"a": 1}\n[1, 2]\n{"b"')
-    new, reset = t.poll()
-    assert new == [{"a": 1}] and not reset and t.bad_lines[0][0] == 2
-    with open(p, "a") as f:
-        f.write(': 2}\n')
-    assert t.poll()[0] == [{"b": 2}] and t.records == [{"a": 1}, {"b": 2}]
 
 
 def test_run_status_rules():

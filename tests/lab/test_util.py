@@ -112,3 +112,46 @@ def test_display_mixin_and_png_bytes():
     assert back.shape == (4, 5, 3) and back[0, 0].tolist() == [0, 0, 200]  # BGR on disk = RGB in
     with pytest.raises(ValueError, match="uint8"):
         png_bytes(rgb.astype(np.float32))
+
+
+def test_json_file_rereads_a_changed_config_and_keeps_the_last_good_one(tmp_path):
+    from posenas_core.errors import DataError
+
+    from lab._util import JsonFile
+
+    p = tmp_path / "config.json"
+    f = JsonFile(p)
+    assert f.poll() is False and f.value is None                      # no file yet: nothing changed
+    p.write_text('{"a": 1}')
+    assert f.poll() is True and f.value == {"a": 1}
+    assert f.poll() is False                                          # unchanged file: not re-read
+    p.write_text("[1, 2]")
+    with pytest.raises(DataError, match="must hold a JSON object, got list"):
+        f.poll()
+    assert f.value == {"a": 1}                                        # the last good one stays
+    p.write_text("{oops")
+    with pytest.raises(DataError, match="config.json is not valid JSON"):
+        f.poll()
+    p.unlink()
+    assert f.poll() is True and f.value is None
+
+
+def test_both_monitors_get_the_same_live_controls(tmp_path):
+    from posenas_core.errors import DataError
+
+    from lab import EvolutionMonitor, TrainingMonitor
+
+    tm = TrainingMonitor(tmp_path, poll_seconds=3, autostart=False)
+    em = EvolutionMonitor(tmp_path, poll_seconds=0.5, autostart=False)
+    assert tm.live_button.tooltip == "poll metrics.jsonl every 3 s"
+    assert em.live_button.tooltip == "poll the run directory every 0.5 s"
+    assert (tm.refresh_button.layout.width, tm.live_button.layout.width) == ("90px", "80px")
+    assert tm._poller.interval == 3.0 and em._poller.interval == 0.5 and not tm.running and not em.running
+    assert tm._poller.name == f"reading {tmp_path / 'metrics.jsonl'}" and em._poller.name == f"reading {tmp_path}"
+    em.live_button.value = True                                       # the button starts the poller
+    assert em.running
+    em.stop()
+    assert not em.running and not em.live_button.value
+    for cls in (TrainingMonitor, EvolutionMonitor):
+        with pytest.raises(DataError, match=f"{cls.__name__}: poll_seconds must be a number > 0, got 0"):
+            cls(tmp_path, poll_seconds=0)

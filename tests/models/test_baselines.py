@@ -8,13 +8,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from posenas_core.errors import ConfigError, SpecError
-from posenas_core.genotype import spec_from_dict, spec_from_json
+from posenas_core.genotype import make_divisible, spec_from_dict, spec_from_json
 from posenas_core.models.baselines import (
     MBV3_LARGE_STAGES,
     BaselineSpec,
     InvertedResidual,
     build_baseline,
-    make_divisible,
 )
 from posenas_core.models.heads import DeconvHead
 from posenas_core.models.registry import PRESETS, build_model, get_preset, load_spec, register_builder

@@ -12,6 +12,7 @@ import pytest
 
 from posenas_core.errors import ConfigError
 from posenas_core.runs import index_page as ip
+from posenas_core.search.pareto import pareto_order
 from posenas_core.runs.batch import collect_runs, load_sweep, make_run_id, run_batch, write_index
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "compute.ipynb").resolve()
@@ -309,10 +310,10 @@ def test_index_page_headline_links_rounding_and_charts(tmp_path):
 
 
 def test_index_page_without_plotly_and_without_runs(tmp_path, monkeypatch):
-    from posenas_core.runs import notebooks
+    from posenas_core.runs import plotly_html
 
     batch = make_batch(tmp_path)
-    monkeypatch.setattr(notebooks, "plotlyjs_path", lambda: None)
+    monkeypatch.setattr(plotly_html, "plotlyjs_path", lambda: None)
     page = write_index(batch)[1].read_text()
     assert "charts not shown: plotly.js was not found" in page and "PlotlyConfig" not in page
     assert _headers(page, "headline")[0] == "run"  # the tables stand
@@ -328,5 +329,7 @@ def test_index_helpers():
     assert ip.fmt_number(3673949, ".2f", 1e-6) == "3.67" and ip.fmt_number(0.0437173097) == "0.04372"
     assert ip.fmt_number(float("nan")) == "" and ip.fmt_number(True) == "True"
     pts = [(1.0, 0.5, "a"), (2.0, 0.4, "b"), (2.5, 0.45, "c"), (3.0, 0.3, "d"), (0.5, 0.9, "e")]
-    assert [k for *_, k in ip.pareto_front(pts)] == ["e", "a", "b", "d"]
-    assert [k for *_, k in ip.pareto_front(pts, maximize=True)] == ["e"]
+    # the index page's front lines come from search.pareto (one implementation)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    assert [pts[i][2] for i in pareto_order(xs, ys)] == ["e", "a", "b", "d"]
+    assert [pts[i][2] for i in pareto_order(xs, [-y for y in ys])] == ["e"]

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from posenas_core.runs.io import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl
+from posenas_core.runs.io import JsonlTail, append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl
 
 
 def test_atomic_write_json_sorted_and_no_temp_left(tmp_path):
@@ -43,6 +43,70 @@ def test_jsonl_corrupt_middle_line_raises(tmp_path):
     p.write_text('{"i": 0}\nnot json\n{"i": 2}\n')
     with pytest.raises(json.JSONDecodeError):
         read_jsonl(p)
+
+
+def test_jsonl_tail_unit(tmp_path):
+    p = tmp_path / "m.jsonl"
+    t = JsonlTail(p)
+    assert t.poll() == ([], False) and not t.exists
+    p.write_text('{"a": 1}\n[1, 2]\n{"b"')
+    new, reset = t.poll()
+    assert new == [{"a": 1}] and not reset and t.bad_lines[0][0] == 2
+    with open(p, "a") as f:
+        f.write(': 2}\n')
+    assert t.poll()[0] == [{"b": 2}] and t.records == [{"a": 1}, {"b": 2}]
+
+
+def test_jsonl_tail_restarts_on_a_replaced_or_truncated_file_and_numbers_lines_across_polls(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"a": 1}\n\n')
+    t = JsonlTail(p)
+    assert t.poll() == ([{"a": 1}], False) and t.lines_read == 2
+    with open(p, "a") as f:
+        f.write('oops\n{"b": 2}\n')
+    assert t.poll() == ([{"b": 2}], False) and t.bad_lines == [(3, t.bad_lines[0][1])]
+    assert t.bad_lines[0][1].startswith("not valid JSON")
+    assert t.poll() == ([], False) and t.bad_lines == []
+    p.write_text('{"c": 3}\n')                      # shorter than what was read: read again from the start
+    assert t.poll() == ([{"c": 3}], True) and t.records == [{"c": 3}]
+    p.unlink()
+    assert t.poll() == ([], True) and not t.exists and t.records == []
+
+
+def test_read_jsonl_and_jsonl_tail_agree_on_the_same_file(tmp_path):
+    p = tmp_path / "log.jsonl"
+    for i in range(3):
+        append_jsonl(p, {"i": i})
+    t = JsonlTail(p)
+    assert t.poll()[0] == read_jsonl(p) == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_jsonl_last_line_without_newline_is_kept_when_complete_and_dropped_when_torn(tmp_path):
+    p = tmp_path / "log.jsonl"
+    p.write_text('{"i": 0}\n{"i": 1}')
+    assert read_jsonl(p) == [{"i": 0}, {"i": 1}]
+    p.write_text('{"i": 0}\n[1, 2]\n')            # a bad last line, even with its newline, is a torn write
+    assert read_jsonl(p) == [{"i": 0}]
+
+
+def test_jsonl_error_names_the_file_and_the_line(tmp_path):
+    p = tmp_path / "log.jsonl"
+    p.write_text('{"i": 0}\n[1, 2]\n{"i": 2}\n')
+    with pytest.raises(json.JSONDecodeError, match=r"log\.jsonl: line 2 is a JSON list, not an object.*line 2 col"):
+        read_jsonl(p)
+
+
+def test_read_jsonl_repair_rewrites_a_torn_file_so_the_next_append_starts_a_line(tmp_path):
+    p = tmp_path / "archive.jsonl"
+    append_jsonl(p, {"i": 0})
+    with open(p, "a") as f:
+        f.write('{"i": 1, "tr')
+    assert read_jsonl(p) == [{"i": 0}] and p.read_text().endswith('"tr')          # a plain read changes nothing
+    assert read_jsonl(p, repair=True) == [{"i": 0}] and p.read_text() == '{"i": 0}\n'
+    append_jsonl(p, {"i": 1})
+    assert read_jsonl(p) == [{"i": 0}, {"i": 1}]
+    mtime = p.stat().st_mtime_ns
+    assert read_jsonl(p, repair=True) == [{"i": 0}, {"i": 1}] and p.stat().st_mtime_ns == mtime   # intact: untouched
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

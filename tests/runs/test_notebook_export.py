@@ -1,4 +1,4 @@
-"""posenas_core.runs.notebooks: widget code bundles stripped from executed notebooks, plotly figures drawn
+"""posenas_core.runs.widget_state / export: widget code bundles stripped from executed notebooks, plotly figures drawn
 in the HTML export with plotly.js embedded once (offline).
 
 Hand-made notebooks (no kernel) except one run_notebook test; the browser test of the same export is
@@ -17,13 +17,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from posenas_core.runs import notebooks as nbmod
-from posenas_core.runs.notebooks import (
-    PLOTLY_MIME,
+from posenas_core.runs import export
+from posenas_core.runs.export import export_html
+from posenas_core.runs.notebooks import run_notebook
+from posenas_core.runs.plotly_html import PLOTLY_MIME, plotlyjs_path
+from posenas_core.runs.widget_state import (
+    STRIPPED_CSS,
+    STRIPPED_ESM,
     WIDGET_STATE_MIME,
-    export_html,
-    plotlyjs_path,
-    run_notebook,
     strip_notebook_file,
     strip_widget_bundles,
 )
@@ -75,9 +76,9 @@ def test_strip_widget_bundles_replaces_only_big_anywidget_code():
     removed = strip_widget_bundles(nb)
     st = nb.metadata.widgets[WIDGET_STATE_MIME]["state"]
     fig = st["fig"]["state"]
-    assert fig["_esm"] == nbmod.STRIPPED_ESM % len(BIG_ESM) and str(len(BIG_ESM)) in fig["_esm"]
+    assert fig["_esm"] == STRIPPED_ESM % len(BIG_ESM) and str(len(BIG_ESM)) in fig["_esm"]
     assert fig["_esm"].startswith("export default") and "run the cell again" in fig["_esm"]
-    assert fig["_css"] == nbmod.STRIPPED_CSS % 15_001
+    assert fig["_css"] == STRIPPED_CSS % 15_001
     # the rest of the state is kept (the figure's data, ids), small bundles and other widgets untouched
     expect = widget_state()
     assert {k: v for k, v in fig.items() if k not in ("_esm", "_css")} == \
@@ -147,7 +148,7 @@ def test_export_without_plotly_says_so(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else real(name, *a))
     assert plotlyjs_path() is None
-    path, warnings = nbmod._export_html(write_figs_nb(tmp_path / "f.ipynb"), tmp_path / "f.html")
+    path, warnings = export.export_html_with_warnings(write_figs_nb(tmp_path / "f.ipynb"), tmp_path / "f.html")
     html = path.read_text()
     assert html.count("plotly figure not shown: plotly.js was not found") == 2 and "PlotlyConfig" not in html
     assert warnings == [f"HTML export: 2 plotly figure(s) not drawn: plotly.js not found "
@@ -156,7 +157,7 @@ def test_export_without_plotly_says_so(tmp_path, monkeypatch):
 
 def test_export_does_not_import_plotly(tmp_path):  # (nbconvert itself imports IPython)
     src = write_figs_nb(tmp_path / "figs.ipynb")
-    code = ("import sys; from posenas_core.runs.notebooks import export_html; "
+    code = ("import sys; from posenas_core.runs.export import export_html; "
             f"export_html({str(src)!r}, {str(tmp_path / 'f.html')!r}); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('plotly', 'ipywidgets', 'lab')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -188,7 +189,7 @@ def test_run_notebook_strips_widget_code_and_draws_figures(tmp_path):
     nb = json.loads((tmp_path / "run" / "notebook.ipynb").read_text())
     models = [m["state"] for m in nb["metadata"]["widgets"][WIDGET_STATE_MIME]["state"].values()
               if m["model_module"] == "anywidget"]
-    assert len(models) == 1 and models[0]["_esm"] == nbmod.STRIPPED_ESM % len(BIG_ESM) and models[0]["value"] == 7
+    assert len(models) == 1 and models[0]["_esm"] == STRIPPED_ESM % len(BIG_ESM) and models[0]["value"] == 7
     assert (tmp_path / "run" / "notebook.ipynb").stat().st_size < 10_000
     html = (tmp_path / "run" / "notebook.html").read_text()
     assert html.count("window.PlotlyConfig") == 1 and html.count("Plotly.newPlot(el,") == 1
@@ -248,7 +249,7 @@ def widgets_notebook(path: Path) -> Path:
 def test_widgets_drawn_from_saved_state(tmp_path):
     src = widgets_notebook(tmp_path / "w.ipynb")
     nb = nbformat.read(str(src), as_version=4)
-    counts = nbmod.render_static_outputs(nb, "/* plotly.js */")
+    counts = export.render_static_outputs(nb, "/* plotly.js */")
     assert counts == {"figures": 2, "widgets": 2, "missing": 1}
     datas = [o.data for c in nb.cells for o in c.outputs]
     assert all("application/vnd.jupyter.widget-view+json" not in d for d in datas)  # replaced ...
@@ -286,7 +287,7 @@ def test_widgets_drawn_from_saved_state(tmp_path):
 
 def test_export_of_widgets_needs_no_widget_manager(tmp_path):
     src = widgets_notebook(tmp_path / "w.ipynb")
-    path, warnings = nbmod._export_html(src, tmp_path / "w.html")
+    path, warnings = export.export_html_with_warnings(src, tmp_path / "w.html")
     html = path.read_text()
     assert warnings == ["HTML export: 1 widget(s) not drawn: their state is not saved in w.ipynb"]
     # no view left for a widget manager, and none in the page (a script from a CDN: blank offline)
@@ -296,7 +297,8 @@ def test_export_of_widgets_needs_no_widget_manager(tmp_path):
     assert html.count("Plotly.newPlot(el,") == 2 and "Viewer <i>title</i>" in html
     assert f"data:image/png;base64,{base64.b64encode(PNG).decode()}" in html
     # the renderer reads the JSON state alone (no ipywidgets): without a figure callback, a note
-    from posenas_core.runs.static_widgets import StaticWidgetRenderer, saved_widget_state
+    from posenas_core.runs.static_widgets import StaticWidgetRenderer
+    from posenas_core.runs.widget_state import saved_widget_state
 
     nb = nbformat.read(str(src), as_version=4)
     r = StaticWidgetRenderer(saved_widget_state(nb))
@@ -316,6 +318,32 @@ def test_unknown_widget_and_cycle_are_safe():
     assert "[FancyThing: &lt;v&gt;]" in html and html.count("pnw-vbox") == 2  # the cycle drawn once
     anyw = {"c": {"model_name": "AnyModel", "state": {"_anywidget_id": "__main__.Big", "value": 7}}}
     assert "[Big: 7]" in StaticWidgetRenderer(anyw).render_view({"model_id": "c"})  # named by its class
+
+
+def test_untitled_panes_styles_and_tracebacks():
+    from posenas_core.runs.static_widgets import StaticWidgetRenderer, strip_ansi
+
+    label = {"model_name": "LabelModel", "state": {"value": "x"}}
+    models = {
+        "t": {"model_name": "TabModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_l"], "titles": ["", "two"],
+                                                  "selected_index": 1}},
+        "a": {"model_name": "AccordionModel", "state": {"children": ["IPY_MODEL_l"], "selected_index": 0}},
+        "l": label,
+        "b": {"model_name": "ButtonModel", "state": {"description": "go", "style": "IPY_MODEL_s"}},
+        "c": {"model_name": "ButtonModel", "state": {"description": "no", "style": "s"}},  # not a model reference
+        "s": {"model_name": "ButtonStyleModel", "state": {"button_color": "pink"}},
+        "o": {"model_name": "OutputModel", "state": {"outputs": [
+            {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["\x1b[0;31mE\x1b[0m: <v>"]}]}},
+    }
+    r = StaticWidgetRenderer(models)
+    tab = r.render_view({"model_id": "t"})
+    assert '<span class="pnw-tab">tab 1</span><span class="pnw-tab pnw-on">two</span>' in tab
+    assert '<div class="pnw-pane-title">tab 1</div>' in tab and "pane-title\">two" not in tab
+    assert "<details open><summary>section 1</summary>" in r.render_view({"model_id": "a"})
+    assert "background:pink" in r.render_view({"model_id": "b"})
+    assert "pink" not in r.render_view({"model_id": "c"})
+    assert '<pre class="pnw-error">E: &lt;v&gt;</pre>' in r.render_view({"model_id": "o"})
+    assert strip_ansi("\x1b[1;32mok\x1b[0m done") == "ok done"
 
 
 def test_live_figure_updates_reach_the_saved_state():

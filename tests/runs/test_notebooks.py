@@ -1,4 +1,4 @@
-"""posenas_core.runs.notebooks: parameters cell parsing and checking, single papermill runs.
+"""posenas_core.runs.params / kernels / notebooks: parameters cell parsing and checking, single papermill runs.
 
 Only two tests start a kernel (one ok run, one failing run); the rest never execute anything.
 """
@@ -13,16 +13,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from posenas_core.errors import ConfigError
-from posenas_core.runs import notebooks as nbmod
-from posenas_core.runs.notebooks import (
-    NotebookRunError,
-    Param,
-    RunRecord,
-    check_parameters,
-    coerce_cli_value,
-    read_parameters,
-    run_notebook,
-)
+from posenas_core.runs import kernels
+from posenas_core.runs.notebooks import NotebookRunError, RunRecord, run_notebook
+from posenas_core.runs.params import Param, check_parameters, coerce_cli_value, read_parameters
 
 FIXTURE = Path(__file__).parent / "fixtures" / "compute.ipynb"
 
@@ -153,34 +146,34 @@ def test_bad_params_rejected_before_execution(tmp_path):
 
 
 def test_hermetic_env_set_only_when_unset(tmp_path, monkeypatch):
-    monkeypatch.setattr(nbmod, "_hermetic_root", lambda: tmp_path / "h")
+    monkeypatch.setattr(kernels, "_hermetic_root", lambda: tmp_path / "h")
     monkeypatch.delenv("JUPYTER_CONFIG_DIR", raising=False)
     monkeypatch.delenv("JUPYTER_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "mine"))
-    set_now = nbmod.ensure_hermetic_jupyter_env()
+    set_now = kernels.ensure_hermetic_jupyter_env()
     assert set(set_now) == {"JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR"}
     assert os.environ["JUPYTER_CONFIG_DIR"] == str(tmp_path / "h" / "config")
     assert Path(os.environ["JUPYTER_RUNTIME_DIR"]).is_dir()
     assert os.environ["IPYTHONDIR"] == str(tmp_path / "mine")
-    assert nbmod.ensure_hermetic_jupyter_env() == {}
+    assert kernels.ensure_hermetic_jupyter_env() == {}
 
 
 def test_kernelspec_of_another_interpreter_is_replaced(tmp_path, monkeypatch):
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-    monkeypatch.setattr(nbmod, "_hermetic_root", lambda: tmp_path / "h")
+    monkeypatch.setattr(kernels, "_hermetic_root", lambda: tmp_path / "h")
     monkeypatch.setenv("JUPYTER_PATH", "")
     argv = {"v": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec",
                         lambda self, name: KernelSpec(argv=argv["v"], display_name="x", language="python"))
-    assert nbmod.kernel_for_current_interpreter("python3") == "python3"  # bare python = sys.executable
+    assert kernels.kernel_for_current_interpreter("python3") == "python3"  # bare python = sys.executable
     argv["v"] = ["/opt/elsewhere/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    name = nbmod.kernel_for_current_interpreter("python3")
+    name = kernels.kernel_for_current_interpreter("python3")
     assert name.startswith("posenas-py-")
     spec = json.loads((tmp_path / "h" / "data" / "kernels" / name / "kernel.json").read_text())
     assert spec["argv"][0] == os.path.abspath(sys.executable)
     assert name in KernelSpecManager().find_kernel_specs()  # found through JUPYTER_PATH
-    assert nbmod.kernel_for_current_interpreter("other-kernel") == "other-kernel"
+    assert kernels.kernel_for_current_interpreter("other-kernel") == "other-kernel"
 
 
 # ---------------------------------------------------------------- real runs (start a kernel)

@@ -20,6 +20,7 @@ import torch
 from posenas_core.errors import ConfigError, PoseNASError
 from posenas_core.models.registry import build_model
 from posenas_core.runs.io import read_jsonl
+from posenas_core.search import candidate
 from posenas_core.search import evolution as evo
 from posenas_core.cli import main as cli_main
 from posenas_core.search.evolution import (
@@ -115,7 +116,7 @@ def test_archive_generations_and_run_dir_schema(reference):
     metrics = json.loads((run / "best" / "metrics.json").read_text())
     assert metrics["id"] == best_id == summary["best"]["id"] and metrics["input_size"] == [64, 64]
     from posenas_core.genotype import spec_from_dict
-    from posenas_core.train.trainer import load_checkpoint
+    from posenas_core.train.checkpoints import load_checkpoint
 
     spec = spec_from_dict(json.loads((run / "best" / "spec.json").read_text()))
     model = build_model(spec)
@@ -143,7 +144,8 @@ def test_archive_fitness_and_val_loss_against_an_independent_computation(referen
     assert len(vals) == 2 and rows[0]["val_loss"] == min(vals)
     # ... and equals the masked heatmap MSE of the stored best checkpoint, recomputed item by item
     from posenas_core.pipeline import load_split, make_dataset
-    from posenas_core.train.trainer import heatmap_mse, load_checkpoint
+    from posenas_core.train.checkpoints import load_checkpoint
+    from posenas_core.train.trainer import heatmap_mse
 
     val = load_split(data_dir, "val", train=True)           # persons with >= 1 labelled joint
     first5 = set(sorted(im["id"] for im in val.coco["images"])[:5])
@@ -162,8 +164,8 @@ def test_archive_fitness_and_val_loss_against_an_independent_computation(referen
 def test_params_metric_trainable_only_and_ap(reference, tmp_path):
     _, cfg, rows, _, _ = reference
     cfg2 = make_cfg(cfg.data_dir, params_metric="params", e0=1, compute_ap=True)
-    row = evo.evaluate_candidate(cfg2.to_dict(), str(tmp_path), {"id": 0, "generation": 0, "parent": None,
-                                                                 "genotype": TINY, "mutation": None})
+    row = candidate.evaluate_candidate(cfg2.to_dict(), str(tmp_path), {"id": 0, "generation": 0, "parent": None,
+                                                                       "genotype": TINY, "mutation": None})
     assert row["status"] == "ok" and row["params"] == rows[0]["params"] and row["epochs"] == 1
     assert row["fitness"] == pytest.approx(row["val_loss"] * (5e6 / row["params"]) ** -0.07, rel=1e-12)
     assert isinstance(row["ap"], float) and 0.0 <= row["ap"] <= 1.0
@@ -400,7 +402,7 @@ def test_images_are_checked_before_an_evolution_writes_anything(data_dir, tmp_pa
     data = tmp_path / "sp"
     shutil.copytree(data_dir, data)
     cfg = make_cfg(data)
-    r = evo._load_data(cfg)["train"].records[0]
+    r = candidate.load_data(cfg)["train"].records[0]
     (data / "images" / r.file_name).write_bytes(b"")
     with pytest.raises(DataError, match=rf"person_keypoints_train.json: image id {r.image_id} \(annotation id \d+\) "
                                         rf"file_name '{r.file_name}' is empty"):

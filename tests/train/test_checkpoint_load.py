@@ -10,7 +10,7 @@ import torch
 
 from posenas_core.cli import main
 from posenas_core.errors import CheckpointError
-from posenas_core.train.trainer import load_checkpoint
+from posenas_core.train.checkpoints import load_checkpoint
 
 
 class Foreign:

@@ -9,7 +9,8 @@ from posenas_core.data.codec import HeatmapCodec
 from posenas_core.data.geometry import apply_affine, box_to_center_size, crop_affine, flip_keypoints
 from posenas_core.data.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from posenas_core.data.types import PersonRecord
-from posenas_core.train.predict import heatmap_fn_from_checkpoint, heatmap_fn_from_model, make_val_fn, predict
+from posenas_core.train.predict import (heatmap_fn_from_checkpoint, heatmap_fn_from_model, make_val_fn,
+                                        output_stride_of, predict)
 
 K = NUM_KEYPOINTS
 H, W = 64, 48                   # crop input; heatmaps 16 x 12 at stride 4
@@ -148,10 +149,10 @@ def test_with_real_topdown_dataset_train_then_predict(tmp_path):
                                     bbox=[25, 25, 50, 50], keypoints=kp, score=1.0))
     src = MemoryImageSource(images)
     spec = BaselineSpec(stem_channels=8, stages=((1, 8, 1), (1, 16, 2), (1, 16, 2)), head_channels=16, head_layers=2)
-    res = train(spec, TopDownDataset(records, src, (64, 48), train=True), tmp_path,
+    res = train(spec, TopDownDataset(records, src, (64, 48), HeatmapCodec((64, 48), spec.output_stride), train=True), tmp_path,
                 TrainConfig(epochs=1, batch_size=2, progress=False, log_every=1))
     assert res.completed and res.step == 2
-    val = TopDownDataset(records, src, (64, 48), train=False)
+    val = TopDownDataset(records, src, (64, 48), HeatmapCodec((64, 48), spec.output_stride), train=False)
     results, kps = predict(res.model, val, batch_size=3)
     assert kps.shape == (4, K, 3) and np.isfinite(kps).all() and len(results) == 4
 
@@ -191,13 +192,27 @@ class PoolModel(nn.Module):
         return pooled * torch.arange(1, K + 1, dtype=x.dtype)[None, :, None, None]
 
 
+def test_output_stride_comes_from_the_model_or_its_spec_and_is_never_guessed():
+    from posenas_core.errors import ConfigError
+    from posenas_core.models.baselines import BaselineSpec
+    from posenas_core.models.registry import build_model
+
+    spec = BaselineSpec(stem_channels=8, stages=((1, 8, 1), (1, 16, 2), (1, 16, 2)), head_channels=16, head_layers=3)
+    assert output_stride_of(spec) == spec.output_stride == output_stride_of(build_model(spec)) == 2
+    assert output_stride_of(PoolModel()) == STRIDE
+    with pytest.raises(ConfigError, match="Linear has no output stride"):
+        output_stride_of(nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="no output stride"):
+        heatmap_fn_from_model(nn.Linear(2, 2), _person_set(), (H, W))
+
+
 def test_heatmap_fn_runs_the_model_on_the_val_crop_of_the_person():
     from posenas_core.data.dataset import TopDownDataset
 
     ps = _person_set()
     model = PoolModel().train()
     fn = heatmap_fn_from_model(model, ps, (H, W))
-    val = TopDownDataset(ps.records, ps.image_source, (H, W), train=False)
+    val = TopDownDataset(ps.records, ps.image_source, (H, W), HeatmapCodec((H, W), STRIDE), train=False)
     for i in (2, 0):
         hm = fn(i)
         assert isinstance(hm, np.ndarray) and hm.dtype == np.float32 and hm.shape == (K, H // STRIDE, W // STRIDE)

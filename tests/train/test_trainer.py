@@ -12,7 +12,8 @@ from posenas_core.errors import CheckpointError, ConfigError
 from posenas_core.models.baselines import BaselineSpec
 from posenas_core.models.registry import build_model
 from posenas_core.runs.io import atomic_torch_save, read_jsonl
-from posenas_core.train.trainer import TrainConfig, heatmap_mse, load_checkpoint, lr_at, train
+from posenas_core.train.checkpoints import load_checkpoint
+from posenas_core.train.trainer import TrainConfig, heatmap_mse, lr_at, train
 
 # Backbone stride 16 (stem 4 x 2 x 2) with 2 deconvs: output stride 4; 32x32 input -> 8x8 heatmaps.
 TINY = BaselineSpec(stem_channels=8, stages=((1, 8, 1), (1, 16, 2), (1, 16, 2)), head_channels=16,

@@ -16,7 +16,9 @@ Public API::
     write_synthpose(out_dir, n_train, n_val, n_videos=0, seed=0, config=None, progress=True) -> manifest
 """
 
-from posenas_core.data.synthpose.config import SynthConfig
-from posenas_core.data.synthpose.writer import generate_images, generate_videos, write_synthpose
+from posenas_core._lazy import lazy_exports
 
-__all__ = ["SynthConfig", "generate_images", "generate_videos", "write_synthpose"]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ("SynthConfig",),
+    "writer": ("generate_images", "generate_videos", "write_synthpose"),
+})

@@ -13,6 +13,8 @@ import functools
 import cv2
 import numpy as np
 
+__all__ = ["SKIN_TONES", "random_colour", "Appearance", "sample_appearance", "noise_banks", "noise_crop"]
+
 SKIN_TONES = np.array([(255, 224, 196), (241, 194, 160), (224, 172, 125), (198, 140, 90), (160, 105, 65),
                        (120, 78, 50), (88, 58, 40)], dtype=np.float64)
 HAIR_COLOURS = np.array([(20, 16, 14), (45, 30, 20), (90, 60, 35), (150, 110, 60), (210, 180, 120),

@@ -18,6 +18,11 @@ import dataclasses
 
 import numpy as np
 
+__all__ = [
+    "P", "NUM_POSE", "POSE_LO", "POSE_HI", "clip_pose", "PART", "NUM_PARTS", "KEYPOINT_OWNERS", "SEGMENTS",
+    "SEG_PART", "RING_N", "BodyShape", "sample_body_shape", "Skeleton", "forward_kinematics",
+]
+
 POSE_NAMES: tuple[str, ...] = (
     "root_pitch", "root_roll",                             # whole-body tilt: + pitch falls forwards, + roll leans left
     "spine_pitch", "spine_roll", "spine_yaw",              # + bends forwards / to the left / turns the chest left

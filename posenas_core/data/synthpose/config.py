@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 from posenas_core.errors import ConfigError
 
+__all__ = ["CONFIG_VERSION", "SynthConfig"]
+
 CONFIG_VERSION = 1
 
 

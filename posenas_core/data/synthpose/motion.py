@@ -15,6 +15,8 @@ import numpy as np
 
 from posenas_core.data.synthpose.body import NUM_POSE, P, clip_pose
 
+__all__ = ["ACTIONS", "ACTION_WEIGHTS", "UNUSUAL", "cycle_pose", "unusual_pose", "sample_pose", "PersonMotion"]
+
 # action -> relative frequency in the prior (walking people dominate real data; others keep variety)
 ACTION_WEIGHTS: dict[str, float] = {
     "walk": 0.20, "run": 0.12, "wave": 0.08, "squat": 0.07, "jump": 0.07, "jumping_jacks": 0.06,

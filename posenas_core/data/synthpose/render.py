@@ -28,6 +28,11 @@ from posenas_core.data.synthpose.body import (
     KEYPOINT_OWNERS, NUM_PARTS, PART, RING_N, SEG_PART, SEGMENTS, BodyShape, Skeleton,
 )
 
+__all__ = [
+    "SHIFT", "ID_STRIDE", "OCCLUDER_ID", "View", "cv_colour", "to_fixed", "capsule_polys", "PersonRender",
+    "draw_person", "keypoint_visibility",
+]
+
 SHIFT = 4                      # sub-pixel bits for cv2 drawing
 SCALE = float(1 << SHIFT)
 ID_STRIDE = 32                 # ids per person slot (>= NUM_PARTS)

@@ -27,6 +27,8 @@ from posenas_core.data.synthpose.render import (
     to_fixed,
 )
 
+__all__ = ["PersonAnn", "render_image", "render_video"]
+
 
 @dataclasses.dataclass
 class PersonAnn:

@@ -40,6 +40,8 @@ from posenas_core.data.synthpose.scene import PersonAnn, render_image, render_vi
 from posenas_core.errors import ConfigError
 from posenas_core.runs.io import atomic_write_bytes, atomic_write_json
 
+__all__ = ["generate_images", "generate_videos", "write_synthpose"]
+
 DATASET_VERSION = 1
 JPEG_QUALITY = 90
 _SPLIT_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
