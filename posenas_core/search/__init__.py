@@ -7,6 +7,7 @@ from posenas_core._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "evolution": ("EvolutionConfig", "run_evolution", "resume", "fitness"),
+    "candidate": ("evaluate_candidate",),
     "archive": ("ARCHIVE_COLUMNS", "GENERATION_COLUMNS", "read_archive", "archive_frame", "generations_frame"),
     "pareto": ("pareto_front", "pareto_order", "dominates"),
     "transfer": ("TRANSFER_ACTIONS", "transfer_weights", "transfer_state", "transfer_report"),

@@ -192,7 +192,8 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
                 on_validation(cid, loss)
             return {"loss": loss}
 
-        tc = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, base_lr=cfg.base_lr,
+        lr = cfg.base_lr if parent is None or cfg.child_lr is None else cfg.child_lr
+        tc = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, base_lr=lr,
                          warmup_epochs=cfg.warmup_epochs, min_lr_ratio=cfg.min_lr_ratio,
                          weight_decay=cfg.weight_decay, channels_last=cfg.channels_last, seed=seed, val_every=1,
                          ckpt_every_steps=cfg.ckpt_every_steps, log_every=20, progress=False, num_workers=0)

@@ -38,8 +38,7 @@ Candidate ids: 0 is the ancestor, child j of generation g is 1 + (g - 1) * lam +
 
 Resume: archive rows are never recomputed; a finished candidate not yet appended is appended without
 training; a half-trained one continues from its last checkpoint. A torn last jsonl line is dropped.
-Data errors: the data is checked before a run (or a resume) writes anything (`search.candidate.check_data`);
-one found while a candidate trains stops the run without recording the candidate: resume after the fix.
+Data errors are found before anything is written, or stop the run unrecorded: resume after the fix.
 """
 
 from __future__ import annotations
@@ -105,8 +104,8 @@ class EvolutionConfig:
     spec_overrides: dict = dataclasses.field(default_factory=dict)  # other EvoPoseSpec fields, e.g. {"bn": "keras"}
     batch_size: int = 32                            # (E3: 512)
     base_lr: float = 1e-3                           # Adam lr at batch 32, x batch/32 (E3: 2.5e-4 x 512/32)
-    warmup_epochs: float = 0.5                      # per-candidate linear warm-up (E3: 0; needed here, see
-                                                    #   benchmarks/evopose_transfer_ablation)
+    child_lr: float | None = None                   # the children's lr at batch 32 (None: base_lr, as E3)
+    warmup_epochs: float = 0.5                      # per-candidate linear warm-up (E3: 0; see the ablation bench)
     min_lr_ratio: float = 0.0                       # cosine decays to this x lr (E3: 0)
     weight_decay: float = 0.0                       # L2 on conv kernels (E3: Keras l2 1e-5 ~ 2e-5 here)
     aug: dict = dataclasses.field(default_factory=lambda: {"rotation_prob": 0.0, "scale_factor": 0.0})
@@ -171,14 +170,15 @@ class EvolutionConfig:
             need_int(name, lo)
         if self.lam % self.mu:
             raise ConfigError(f"{o}: lam = {self.lam} is not a multiple of mu = {self.mu}; every parent gets lam / mu "
-                              f"children, so lam must be a multiple of mu (e.g. lam = "
-                              f"{self.mu * max(1, self.lam // self.mu)})")
+                              f"children (e.g. lam = {self.mu * max(1, self.lam // self.mu)})")
         need_int("max_train_samples", 1, allow_none=True)
         need_int("max_val_images", 1, allow_none=True)
         need_int("ckpt_every_steps", 1, allow_none=True)
         need_num("gamma", lambda v: True, "a finite number (the paper's Gamma is negative, e.g. -0.07)")
         need_num("target_params", lambda v: v > 0, "a number > 0 (the paper's T = 5e6)")
         need_num("base_lr", lambda v: v > 0, "a number > 0")
+        if self.child_lr is not None:
+            need_num("child_lr", lambda v: v > 0, "null (the children use base_lr) or a number > 0")
         need_num("warmup_epochs", lambda v: 0 <= v <= min(self.e0, self.e),
                  f"a number in [0, min(e0, e) = {min(self.e0, self.e)}]")
         need_num("min_lr_ratio", lambda v: 0 <= v <= 1, "a number in [0, 1]")

@@ -28,6 +28,7 @@ _CLI_FIELDS = {  # option -> (config field, type, help); the default is Evolutio
     "--ancestor": ("ancestor", str, "generation 0's genotype as a short string (k3b1c2s1-...)"),
     "--batch-size": ("batch_size", int, "training batch size"),
     "--lr": ("base_lr", float, "Adam lr at batch 32 (scaled by batch / 32)"),
+    "--child-lr": ("child_lr", float, "the children's Adam lr at batch 32 (default: --lr)"),
     "--seed": ("seed", int, "run seed: mutations, training seeds and the train subset"),
     "--params-metric": ("params_metric", str, f"parameter count in the fitness: one of {list(PARAMS_METRICS)}"),
     "--max-train-samples": ("max_train_samples", int, "random subset of the training persons"),

@@ -363,6 +363,7 @@ def test_executor_errors():
     ({"aug": {"flip": 0.5}}, r"aug: unknown field\(s\) \['flip'\]"),
     ({"warmup_epochs": 2.0}, r"warmup_epochs = 2.0 is invalid; allowed: a number in \[0, min\(e0, e\) = 1\]"),
     ({"e": 0}, "EvolutionConfig.e = 0"),
+    ({"child_lr": 0}, r"child_lr = 0 is invalid; allowed: null \(the children use base_lr\) or a number > 0"),
     ({"keep_ancestor": 1}, "keep_ancestor = 1 is invalid; allowed: true or false"),
     ({"max_val_images": 0}, "max_val_images"),
     ({"keep_checkpoints": "some"}, "keep_checkpoints"),
@@ -370,6 +371,18 @@ def test_executor_errors():
 def test_config_errors_name_the_field(kw, match, tmp_path):
     with pytest.raises(ConfigError, match=match):
         make_cfg(tmp_path, **kw)
+
+
+def test_children_train_at_child_lr_and_the_ancestor_at_base_lr(data_dir, tmp_path):
+    cfg = make_cfg(data_dir, generations=1, lam=1, mu=1, child_lr=1e-3)
+    run_evolution(cfg, tmp_path / "run", progress=False)
+
+    def peak_lr(cid):
+        rows = read_jsonl(tmp_path / "run" / "candidates" / str(cid) / "metrics.jsonl")
+        return max(r["lr"] for r in rows if "lr" in r)
+
+    scale = cfg.batch_size / 32                                  # lr = base lr x batch / 32
+    assert peak_lr(1) == pytest.approx(1e-3 * scale) and peak_lr(0) == pytest.approx(1e-2 * scale)
 
 
 def test_config_round_trip_and_data_errors(data_dir, tmp_path):
