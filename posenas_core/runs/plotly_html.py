@@ -64,12 +64,16 @@ def plotly_figure_html(fig: dict, div_id: str) -> str:
     if fig.get("frames"):
         figure["frames"] = fig["frames"]
     js = _json_for_script(figure)
+    # responsive figures follow their div, not just the window: a div inside a widget box may get its final
+    # width after the first draw (plotly would then be drawn wider and scaled down by CSS, cropping the axes)
+    follow = ("    if (window.ResizeObserver) { new ResizeObserver(function () { window.Plotly.Plots.resize(el); })"
+              ".observe(el); }\n" if config.get("responsive") else "")
     return (
         f'<div id="{div_id}" class="plotly-graph-div" style="height:{_css_size(layout.get("height"), "525px")}; '
         f'width:{width};"></div>\n'
         '<script type="text/javascript">(function () {\n'
         f'  var el = document.getElementById("{div_id}");\n'
-        "  if (window.Plotly) { window.Plotly.newPlot(el, " + js + "); }\n"
+        "  if (window.Plotly) {\n    window.Plotly.newPlot(el, " + js + ");\n" + follow + "  }\n"
         '  else { el.textContent = "[plotly figure not shown: plotly.js did not load]"; }\n'
         "})();</script>"
     )

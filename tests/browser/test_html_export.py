@@ -181,6 +181,18 @@ def _no_blank_widgets(page, html: str) -> None:
     assert page.get_by_text("plotly figure not shown").count() == 0
 
 
+def _drawn_at_full_size(page) -> None:
+    """Every plotly figure fills its div: not drawn wider than its box and scaled down by CSS (which crops the
+    axes of a figure inside a widget box)."""
+    page.wait_for_timeout(500)                                     # let resize observers redraw
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
+        const s = d.querySelector('svg.main-svg'); return [d.id, d.getBoundingClientRect().width,
+        s ? s.getBoundingClientRect().width : -1, d.getBoundingClientRect().height,
+        s ? s.getBoundingClientRect().height : -1]; })""")
+    bad = [x for x in sizes if abs(x[1] - x[2]) > 1 or abs(x[3] - x[4]) > 1]
+    assert sizes and not bad, f"figures not drawn at their div's size (id, div w, svg w, div h, svg h): {bad}"
+
+
 @pytest.mark.timeout(420)
 def test_every_widget_of_the_notebooks_shows_in_exported_html(notebook_html, chromium, artifacts):
     # -- quickstart: 2 PoseViewers (ground truth, predictions), the TrainingMonitor, tqdm bars
@@ -205,6 +217,7 @@ def test_every_widget_of_the_notebooks_shows_in_exported_html(notebook_html, chr
     assert _points(monitor) >= 2, "the TrainingMonitor's curves have no points"  # train loss, lr, val AP
     monitor.screenshot(path=str(artifacts / "html_export_training_monitor.png"))
     assert page.locator(".pnw-progress").count() >= 2  # tqdm bars
+    _drawn_at_full_size(page)
     assert not errors, errors
     page.screenshot(path=str(artifacts / "html_export_quickstart_page.png"), full_page=True)
     page.close()
@@ -224,6 +237,7 @@ def test_every_widget_of_the_notebooks_shows_in_exported_html(notebook_html, chr
     front = _widget(page, has=page.locator("button", has_text="val loss"))
     assert _points(front) >= 3, "the FrontExplorer has no candidates"
     front.screenshot(path=str(artifacts / "html_export_front_explorer.png"))
+    _drawn_at_full_size(page)
     assert not errors, errors
     page.screenshot(path=str(artifacts / "html_export_evopose2d_page.png"), full_page=True)
     page.close()

@@ -367,3 +367,12 @@ def test_markdown_formulas_become_mathml_and_code_is_left_alone():
     assert out.count("<math") == 2 and 'display="block"' in out and 'display="inline"' in out
     assert "<mfrac>" in out and "`x = $y$`" in out and r"\$5" in out and "\n```\n$z$\n```" in out
     assert markdown_math_to_mathml(r"bad $\notacommand{$ stays") == r"bad $\notacommand{$ stays"
+
+
+def test_responsive_figures_follow_their_div_fixed_ones_do_not():
+    from posenas_core.runs.plotly_html import plotly_figure_html
+
+    responsive = plotly_figure_html({"data": [], "layout": {"height": 300}}, "a")
+    fixed = plotly_figure_html({"data": [], "layout": {"width": 640, "height": 300}}, "b")
+    assert '"responsive":true' in responsive and "ResizeObserver" in responsive and "Plots.resize(el)" in responsive
+    assert "responsive" not in fixed and "ResizeObserver" not in fixed and "width:640px" in fixed
