@@ -1,4 +1,4 @@
-"""posenas_core.ops: layers shared by the model builders (static blocks in `layers`; elastic ops next).
+"""posenas_core.ops: layers shared by the model builders (static blocks in `layers`; elastic ops in `elastic`).
 
 Names are imported from their module on first use.
 """
@@ -8,4 +8,5 @@ from posenas_core._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "layers": ("ACTIVATIONS", "GATES", "ConvBN", "DropConnect", "DropGeneratorMixin", "SqueezeExcite", "conv_bn",
                "init_scope", "make_activation", "set_drop_generator"),
+    "elastic": ("ElasticBatchNorm2d", "ElasticConv2d", "ElasticConvTranspose2d", "ElasticSqueezeExcite"),
 })
