@@ -9,5 +9,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "registry": ("Preset", "PRESETS", "register_builder", "build_model", "get_preset", "load_spec"),
     "baselines": ("BaselineSpec", "BaselineNet", "build_baseline"),
     "evopose": ("EvoPoseNet", "build_evopose"),
+    "vipnas": ("ViPNASNet", "build_vipnas"),
     "heads": ("DeconvHead",),
 })

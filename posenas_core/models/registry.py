@@ -32,7 +32,9 @@ from posenas_core.models.baselines import (
     build_baseline,
 )
 from posenas_core.models.evopose import build_evopose
+from posenas_core.models.vipnas import build_vipnas
 from posenas_core.spaces.evopose import ANCESTOR, GENOTYPE_S, GENOTYPE_XS, EvoPoseSpec, scaled_spec
+from posenas_core.spaces.vipnas import S_VIPNAS_MBV3, S_VIPNAS_RES50, ViPNASMbv3Spec, ViPNASResSpec
 
 __all__ = ["Preset", "PRESETS", "register_builder", "build_model", "get_preset", "load_spec"]
 
@@ -48,6 +50,8 @@ def register_builder(spec_cls: type[Spec], fn: Callable[[Spec], nn.Module]) -> N
 
 register_builder(BaselineSpec, build_baseline)
 register_builder(EvoPoseSpec, build_evopose)
+register_builder(ViPNASResSpec, build_vipnas)
+register_builder(ViPNASMbv3Spec, build_vipnas)
 
 
 def build_model(spec: Spec, generator: torch.Generator | None = None) -> nn.Module:
@@ -135,6 +139,18 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "evopose2d-ancestor", EvoPoseSpec(genotype=ANCESTOR), (256, 192),
         "The common ancestor of the EvoPose2D search (EfficientNet-B0's blocks, heatmaps at 1/4): "
         "4,261,901 params, 0.523 GMACs at 256x192.",
+    ),
+    Preset(
+        "s-vipnas-res50", S_VIPNAS_RES50, (256, 192),
+        "The released S-ViPNAS-Res50 (mmpose ViPNAS_ResNet + ViPNASHead): stem 48, bottlenecks of expansion 1, "
+        "widths 80/160/304/608, depths 4/6/7/3, kernels 3/5/5/5, groups 16, GC in stages 1/3/4, head 3 x 144 "
+        "deconvs (groups 16): 7,286,772 params, 1.464 GMACs at 256x192.",
+    ),
+    Preset(
+        "s-vipnas-mbv3", S_VIPNAS_MBV3, (256, 192),
+        "The released S-ViPNAS-MobileNetV3 (mmpose ViPNAS_MobileNetV3 + ViPNASHead): widths 16/24/40/80/112/160, "
+        "expansions 1/5/4/5/5/6, depths 1/4/4/4/4/4, grouped middle convs, SE in every stage but 3, head 3 x 160 "
+        "depthwise deconvs: 5,895,725 params, 0.734 GMACs at 256x192.",
     ),
 )}
 

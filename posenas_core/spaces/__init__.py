@@ -13,4 +13,5 @@ register_space(EvoPoseSpace())
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "registry": ("SearchSpace", "get_space", "list_spaces", "register_space"),
     "evopose": ("EvoPoseSpace", "EvoPoseSpec"),
+    "vipnas": ("ViPNASResSpec", "ViPNASMbv3Spec"),
 }, submodules=("evopose",))
