@@ -14,7 +14,7 @@ register_space(EvoPoseSpace())
 register_space(ViPNASRes50Space())
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "registry": ("SearchSpace", "get_space", "list_spaces", "register_space"),
+    "registry": ("SearchSpace", "MembershipByValidate", "get_space", "list_spaces", "register_space"),
     "evopose": ("EvoPoseSpace", "EvoPoseSpec"),
     "vipnas": ("ViPNASResSpec", "ViPNASMbv3Spec"),
     "vipnas_res50": ("ViPNASRes50Space",),

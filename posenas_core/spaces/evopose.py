@@ -43,6 +43,7 @@ import numpy as np
 
 from posenas_core.errors import SpecError
 from posenas_core.genotype import Spec, check_choice, check_float, check_int, make_divisible
+from posenas_core.spaces.registry import MembershipByValidate
 
 __all__ = [
     "ANCESTOR", "GENOTYPE_S", "GENOTYPE_XS", "COLUMNS", "KERNELS", "MAX_BLOCKS", "MAX_CH8", "FIXED_STRIDES",
@@ -371,7 +372,7 @@ MIN_GENOTYPE: Genotype = tuple(ModuleGene(min(b.kernel), b.blocks[0], b.ch8[0],
 MAX_GENOTYPE: Genotype = tuple(ModuleGene(max(b.kernel), b.blocks[1], b.ch8[1], b.stride[0]) for b in BOUNDS)
 
 
-class EvoPoseSpace:
+class EvoPoseSpace(MembershipByValidate):
     """The EvoPose2D space as a `SearchSpace` of EvoPoseSpecs.
 
     Members: EvoPoseSpecs whose non-genotype fields equal `fixed` (EvoPoseSpec's defaults unless given:
@@ -427,13 +428,6 @@ class EvoPoseSpace:
                 raise SpecError(f"search space {self.name!r}: spec.{f.name} = {getattr(spec, f.name)!r} is not "
                                 f"allowed; the space fixes it to {want!r}")
         return spec
-
-    def contains(self, spec) -> bool:
-        try:
-            self.validate(spec)
-        except SpecError:
-            return False
-        return True
 
     def from_short(self, text: str) -> EvoPoseSpec:
         """The member with this genotype string; a '@d..w..' suffix must match the space's multipliers."""

@@ -14,10 +14,10 @@ from typing import Any, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
-from posenas_core.errors import ConfigError
+from posenas_core.errors import ConfigError, SpecError
 from posenas_core.genotype import Spec
 
-__all__ = ["SearchSpace", "register_space", "get_space", "list_spaces"]
+__all__ = ["SearchSpace", "MembershipByValidate", "register_space", "get_space", "list_spaces"]
 
 
 @runtime_checkable
@@ -52,6 +52,17 @@ class SearchSpace(Protocol):
     def validate(self, spec: Any) -> Spec: ...
 
     def from_short(self, text: str) -> Spec: ...
+
+
+class MembershipByValidate:
+    """`contains(spec)` for a space whose `validate(spec)` raises SpecError for a non-member."""
+
+    def contains(self, spec: Any) -> bool:
+        try:
+            self.validate(spec)
+        except SpecError:
+            return False
+        return True
 
 
 _SPACES: dict[str, SearchSpace] = {}

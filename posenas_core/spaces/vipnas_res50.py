@@ -34,6 +34,7 @@ import numpy as np
 
 from posenas_core.errors import SpecError
 from posenas_core.spaces.vipnas import S_VIPNAS_RES50, ResStage, ViPNASResSpec
+from posenas_core.spaces.registry import MembershipByValidate
 
 __all__ = ["ViPNASRes50Space", "RowBounds", "Res50Bounds", "BOUNDS", "GROUPS", "make_bounds"]
 
@@ -81,7 +82,7 @@ BOUNDS = make_bounds(
     head=(range(64, 257, 16), (4,)))
 
 
-class ViPNASRes50Space:
+class ViPNASRes50Space(MembershipByValidate):
     """The ViPNAS ResNet-50 space (module docstring); `bounds` defaults to `BOUNDS` (a smaller table: tests)."""
 
     name = "vipnas-res50"
@@ -189,13 +190,6 @@ class ViPNASRes50Space:
         need("head.groups", h.groups, b.head.groups)
         need("head (width, groups)", (h.width, h.groups), self._head_pairs(spec.stages[-1].width))
         return spec
-
-    def contains(self, spec) -> bool:
-        try:
-            self.validate(spec)
-        except SpecError:
-            return False
-        return True
 
     def from_short(self, text: str) -> ViPNASResSpec:
         return self.validate(ViPNASResSpec.from_short(text))
