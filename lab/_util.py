@@ -449,19 +449,20 @@ def parts_html(parts: Sequence[str]) -> str:
     return " &middot; ".join(f"<span style='white-space:nowrap'>{p}</span>" for p in parts)
 
 
-def fmt_int(v: Any) -> str:
-    """An integer with thousands separators for tables; "-" for None / NaN / not a number."""
+def _fmt_finite(v: Any, fmt) -> str:
+    """`fmt(float(v))`, or "-" when `v` is None, NaN, infinite or not a number."""
     try:
         f = float(v)
     except (TypeError, ValueError):
         return "-"
-    return f"{int(f):,}" if np.isfinite(f) else "-"
+    return fmt(f) if np.isfinite(f) else "-"
+
+
+def fmt_int(v: Any) -> str:
+    """An integer with thousands separators for tables; "-" for None / NaN / not a number."""
+    return _fmt_finite(v, lambda f: f"{int(f):,}")
 
 
 def fmt_float(v: Any) -> str:
     """A number to 4 significant digits for tables; "-" for None / NaN / not a number."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return f"{f:.4g}" if np.isfinite(f) else "-"
+    return _fmt_finite(v, lambda f: f"{f:.4g}")

@@ -39,7 +39,7 @@ from torch import nn
 from posenas_core.errors import SpecError
 from posenas_core.genotype import Spec, _to_tuple, check_choice, check_float, check_int, make_divisible
 from posenas_core.models.heads import DECONV_PADDING, DeconvHead
-from posenas_core.ops.layers import DropGeneratorMixin, SqueezeExcite, conv_bn, init_scope
+from posenas_core.ops.layers import DropGeneratorMixin, SqueezeExcite, check_input_size, conv_bn, init_scope
 
 __all__ = [
     "BaselineSpec",
@@ -336,9 +336,7 @@ class BaselineNet(DropGeneratorMixin, nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        if h % self.stride or w % self.stride:
-            raise ValueError(f"input size {h}x{w} must be a multiple of the backbone stride {self.stride}")
+        check_input_size(x, self.stride, "backbone")
         if not self.spec.head_skips:
             feats = self.backbone(x)        # (B, C, H/S, W/S), S = backbone stride (32)
             return self.head(feats)         # (B, K, H/s, W/s)

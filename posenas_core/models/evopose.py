@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from posenas_core.errors import SpecError
-from posenas_core.ops.layers import ConvBN, DropConnect, DropGeneratorMixin, SqueezeExcite, init_scope
+from posenas_core.ops.layers import ConvBN, DropConnect, DropGeneratorMixin, SqueezeExcite, check_input_size, init_scope
 from posenas_core.spaces.evopose import EvoPoseSpec
 
 __all__ = ["EvoPoseNet", "MBConv", "build_evopose", "bn_kwargs"]
@@ -161,9 +161,7 @@ class EvoPoseNet(DropGeneratorMixin, nn.Module):
         nn.init.zeros_(self.final.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        if h % self.stride or w % self.stride:
-            raise ValueError(f"input size {h}x{w} must be a multiple of the network stride {self.stride}")
+        check_input_size(x, self.stride, "network")
         x = self.stem(x)                     # (B, C0, H/2, W/2)
         parts = [x]
         for module in self.blocks:

@@ -36,7 +36,14 @@ from torch import nn
 from posenas_core.errors import SpecError
 from posenas_core.genotype import make_divisible
 from posenas_core.models.heads import DECONV_PADDING
-from posenas_core.ops.layers import ConvBN, DropGeneratorMixin, SqueezeExcite, init_scope, make_activation
+from posenas_core.ops.layers import (
+    ConvBN,
+    DropGeneratorMixin,
+    SqueezeExcite,
+    check_input_size,
+    init_scope,
+    make_activation,
+)
 from posenas_core.spaces.vipnas import MBV3_ACTIVATIONS, ViPNASMbv3Spec, ViPNASResSpec
 
 __all__ = ["ContextBlock", "MmcvHSigmoid", "ViPNASNet", "build_vipnas", "gc_planes", "se_inner"]
@@ -175,9 +182,7 @@ class ViPNASNet(DropGeneratorMixin, nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        if h % self.stride or w % self.stride:
-            raise ValueError(f"input size {h}x{w} must be a multiple of the backbone stride {self.stride}")
+        check_input_size(x, self.stride, "backbone")
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)                    # ends at (B, C, H/32, W/32)

@@ -7,6 +7,6 @@ from posenas_core._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "layers": ("ACTIVATIONS", "GATES", "ConvBN", "DropConnect", "DropGeneratorMixin", "SqueezeExcite", "conv_bn",
-               "init_scope", "make_activation", "set_drop_generator"),
+               "init_scope", "make_activation", "set_drop_generator", "check_input_size"),
     "elastic": ("ElasticBatchNorm2d", "ElasticConv2d", "ElasticConvTranspose2d", "ElasticSqueezeExcite"),
 })

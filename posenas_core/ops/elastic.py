@@ -51,15 +51,40 @@ def _empty_like_layer(layer: nn.Module, like: torch.Tensor) -> nn.Module:
     return layer.to_empty(device=like.device).to(like.dtype)
 
 
-def _init_conv(weight: nn.Parameter, bias: nn.Parameter | None, fan_in: int) -> None:
-    """nn.Conv2d's default init (kaiming-uniform a=sqrt(5), bias uniform +-1/sqrt(fan_in)) on the max weight."""
-    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
-        bound = 1 / math.sqrt(fan_in)
-        nn.init.uniform_(bias, -bound, bound)
+class _ElasticConvBase(nn.Module):
+    """The max weight (shape `weight_shape`, torch's layout for the layer) and bias of an elastic conv."""
+
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int, bias: bool,
+                 weight_shape: tuple[int, int], fan_in_channels: int):
+        super().__init__()
+        self.max_in, self.max_out, self.max_kernel, self.stride = int(max_in), int(max_out), int(max_kernel), int(stride)
+        self.weight = nn.Parameter(torch.empty(*weight_shape, self.max_kernel, self.max_kernel))
+        self.bias = nn.Parameter(torch.empty(self.max_out)) if bias else None
+        # torch's default init (kaiming-uniform a=sqrt(5), bias uniform +-1/sqrt(fan_in)) on the max weight
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(fan_in_channels * self.max_kernel ** 2)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _crop(self, kernel: int) -> slice:
+        c = (self.max_kernel - kernel) // 2
+        return slice(c, c + kernel)
+
+    @staticmethod
+    def _filled(layer: nn.Module, w: torch.Tensor, b: torch.Tensor | None) -> nn.Module:
+        """`layer` (built on the meta device: no RNG drawn) materialised like `w`, holding copies of w and b."""
+        layer = _empty_like_layer(layer, w)
+        layer.weight.copy_(w)
+        if b is not None:
+            layer.bias.copy_(b)
+        return layer
+
+    def extra_repr(self) -> str:
+        return (f"max_in={self.max_in}, max_out={self.max_out}, max_kernel={self.max_kernel}, stride={self.stride}, "
+                f"bias={self.bias is not None}")
 
 
-class ElasticConv2d(nn.Module):
+class ElasticConv2d(_ElasticConvBase):
     """Conv2d with a shared dense weight (max_out, max_in, K, K) and optional bias (max_out).
 
     forward(x, out_channels, kernel, groups=1): conv of x (width x.shape[1] <= max_in) with
@@ -67,19 +92,15 @@ class ElasticConv2d(nn.Module):
     """
 
     def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, bias: bool = False):
-        super().__init__()
-        self.max_in, self.max_out, self.max_kernel, self.stride = int(max_in), int(max_out), int(max_kernel), int(stride)
-        self.weight = nn.Parameter(torch.empty(self.max_out, self.max_in, self.max_kernel, self.max_kernel))
-        self.bias = nn.Parameter(torch.empty(self.max_out)) if bias else None
-        _init_conv(self.weight, self.bias, self.max_in * self.max_kernel ** 2)
+        super().__init__(max_in, max_out, max_kernel, stride, bias, (max_out, max_in), fan_in_channels=max_in)
 
     def sub_weights(self, in_channels: int, out_channels: int, kernel: int,
                     groups: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The (weight, bias) views that choice uses (ConfigError for a choice outside the max)."""
         _check_choice(type(self).__name__, in_channels, self.max_in, out_channels, self.max_out, kernel,
                       self.max_kernel, groups)
-        c = (self.max_kernel - kernel) // 2
-        w = self.weight[:out_channels, :in_channels // groups, c:c + kernel, c:c + kernel]
+        k = self._crop(kernel)
+        w = self.weight[:out_channels, :in_channels // groups, k, k]
         return w, None if self.bias is None else self.bias[:out_channels]
 
     def forward(self, x: torch.Tensor, out_channels: int, kernel: int, groups: int = 1) -> torch.Tensor:
@@ -90,19 +111,11 @@ class ElasticConv2d(nn.Module):
     def static(self, in_channels: int, out_channels: int, kernel: int, groups: int = 1) -> nn.Conv2d:
         """A plain nn.Conv2d holding a copy of the choice's weights."""
         w, b = self.sub_weights(in_channels, out_channels, kernel, groups)
-        conv = _empty_like_layer(nn.Conv2d(in_channels, out_channels, kernel, self.stride, kernel // 2,
-                                           groups=groups, bias=b is not None, device="meta"), w)
-        conv.weight.copy_(w)
-        if b is not None:
-            conv.bias.copy_(b)
-        return conv
-
-    def extra_repr(self) -> str:
-        return (f"max_in={self.max_in}, max_out={self.max_out}, max_kernel={self.max_kernel}, stride={self.stride}, "
-                f"bias={self.bias is not None}")
+        return self._filled(nn.Conv2d(in_channels, out_channels, kernel, self.stride, kernel // 2, groups=groups,
+                                      bias=b is not None, device="meta"), w, b)
 
 
-class ElasticConvTranspose2d(nn.Module):
+class ElasticConvTranspose2d(_ElasticConvBase):
     """ConvTranspose2d with a shared weight (max_in, max_out, K, K) (torch's transposed layout), optional bias.
 
     forward(x, out_channels, kernel, groups=1): the output is exactly stride x the input size; the weight is
@@ -111,11 +124,7 @@ class ElasticConvTranspose2d(nn.Module):
     """
 
     def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 2, bias: bool = False):
-        super().__init__()
-        self.max_in, self.max_out, self.max_kernel, self.stride = int(max_in), int(max_out), int(max_kernel), int(stride)
-        self.weight = nn.Parameter(torch.empty(self.max_in, self.max_out, self.max_kernel, self.max_kernel))
-        self.bias = nn.Parameter(torch.empty(self.max_out)) if bias else None
-        _init_conv(self.weight, self.bias, self.max_out * self.max_kernel ** 2)   # torch's fan_in for this layout
+        super().__init__(max_in, max_out, max_kernel, stride, bias, (max_in, max_out), fan_in_channels=max_out)
 
     def padding(self, kernel: int) -> tuple[int, int]:
         """(padding, output_padding) giving an output of stride x the input (ConfigError when none exists)."""
@@ -132,8 +141,8 @@ class ElasticConvTranspose2d(nn.Module):
         _check_choice(type(self).__name__, in_channels, self.max_in, out_channels, self.max_out, kernel,
                       self.max_kernel, groups)
         self.padding(kernel)
-        c = (self.max_kernel - kernel) // 2
-        w = self.weight[:in_channels, :out_channels // groups, c:c + kernel, c:c + kernel]
+        k = self._crop(kernel)
+        w = self.weight[:in_channels, :out_channels // groups, k, k]
         return w, None if self.bias is None else self.bias[:out_channels]
 
     def forward(self, x: torch.Tensor, out_channels: int, kernel: int, groups: int = 1) -> torch.Tensor:
@@ -146,16 +155,8 @@ class ElasticConvTranspose2d(nn.Module):
         """A plain nn.ConvTranspose2d holding a copy of the choice's weights."""
         w, b = self.sub_weights(in_channels, out_channels, kernel, groups)
         pad, out_pad = self.padding(kernel)
-        deconv = _empty_like_layer(nn.ConvTranspose2d(in_channels, out_channels, kernel, self.stride, pad, out_pad,
-                                                      groups=groups, bias=b is not None, device="meta"), w)
-        deconv.weight.copy_(w)
-        if b is not None:
-            deconv.bias.copy_(b)
-        return deconv
-
-    def extra_repr(self) -> str:
-        return (f"max_in={self.max_in}, max_out={self.max_out}, max_kernel={self.max_kernel}, stride={self.stride}, "
-                f"bias={self.bias is not None}")
+        return self._filled(nn.ConvTranspose2d(in_channels, out_channels, kernel, self.stride, pad, out_pad,
+                                               groups=groups, bias=b is not None, device="meta"), w, b)
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 __all__ = ["ACTIVATIONS", "GATES", "make_activation", "conv_bn", "ConvBN", "SqueezeExcite", "DropConnect",
-           "set_drop_generator", "DropGeneratorMixin", "init_scope"]
+           "set_drop_generator", "DropGeneratorMixin", "init_scope", "check_input_size"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "swish": nn.SiLU}
 GATES = {"sigmoid": nn.Sigmoid, "hardsigmoid": nn.Hardsigmoid}
@@ -145,3 +145,10 @@ def init_scope(generator: torch.Generator | None) -> Iterator[None]:
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     with torch.random.fork_rng(devices=[]):
         yield
+
+
+def check_input_size(x: torch.Tensor, stride: int, what: str = "network") -> None:
+    """ValueError unless the height and width of `x` are multiples of `stride` (the `what` stride)."""
+    h, w = x.shape[-2], x.shape[-1]
+    if h % stride or w % stride:
+        raise ValueError(f"input size {h}x{w} must be a multiple of the {what} stride {stride}")
