@@ -18,7 +18,7 @@ Protocol
   sent a transferred child's val loss from 0.07 to 9 within 6 steps in a small trial), cosine to 0 at --max-epochs
   (children train e epochs with a cosine in the paper), stopped as soon as it reaches the target
   (val <= target x (1 + 1e-4), float noise).
-- Validation loss: EvoPose2D's masked heatmap MSE (`trainer.heatmap_mse`) over the val persons with at
+- Validation loss: EvoPose2D's masked heatmap MSE (`steps.heatmap_mse`) over the val persons with at
   least one labelled joint, eval mode, no flip; measured before training and every --eval-every steps
   (default a quarter epoch) and at each epoch end. "Epochs to reach" = steps / steps-per-epoch at the
   first evaluation that reaches the target (resolution: one evaluation interval); None if not reached

@@ -3,6 +3,7 @@
     cpu_info()                                     -> {"model", "features", "native_bf16", "cores", ...}
     train_step_speed(spec, input_hw, ...)          -> img/s of forward + MSE + backward + Adam, synthetic data
     choose_train_format(spec, input_hw, ...)       -> {"bf16", "channels_last", "img_per_s", "measured", ...}
+    resolve_device("cpu" | "cuda" | "cuda:N" | "auto") -> torch.device ("auto": CUDA when present)
 
 CPUs here and on users' laptops differ: bf16 autocast is about 2x faster than fp32 for dense convolutions
 with native bf16 (AMX, AVX512-BF16), about 12x slower without it (emulated), and slower for depthwise /
@@ -17,7 +18,9 @@ import os
 import platform
 import time
 
-__all__ = ["cpu_info", "train_step_speed", "choose_train_format", "resolve_auto"]
+__all__ = ["cpu_info", "train_step_speed", "choose_train_format", "resolve_auto", "resolve_device", "DEVICES"]
+
+DEVICES = ("cpu", "cuda", "auto")     # also "cuda:N"
 
 _FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8", "avx_vnni")
 
@@ -114,3 +117,31 @@ def resolve_auto(spec, input_hw, *, batch_size: int, bf16="auto", channels_last=
         return {"bf16": bool(bf16), "channels_last": bool(channels_last), "img_per_s": None, "measured": {},
                 "cpu": info["model"], "native_bf16": info["native_bf16"]}
     return choose_train_format(spec, input_hw, batch_size=batch_size, bf16=bf16, channels_last=channels_last)
+
+
+def resolve_device(name="cpu"):
+    """The torch.device for "cpu", "cuda", "cuda:N" or "auto" (CUDA when torch sees a GPU, else the CPU).
+
+    ConfigError when the name is not one of these, or names a GPU this torch cannot use (CPU-only build, no
+    GPU, or an index past the last GPU)."""
+    import torch
+
+    from posenas_core.errors import ConfigError
+
+    text = str(name)
+    allowed = "'cpu', 'cuda', 'cuda:N' or 'auto'"
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    head, _, index = text.partition(":")
+    if head != "cuda" or (index and not index.isdigit()):
+        raise ConfigError(f"device {name!r} is not allowed; choose {allowed}")
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__}" + (" is a CPU-only build" if torch.version.cuda is None else " sees no GPU")
+        raise ConfigError(f"device {text!r} was asked for, but CUDA is not available here ({build}); "
+                          f"use 'cpu', or 'auto' to take a GPU only when there is one")
+    if index and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"device {text!r}: this machine has {torch.cuda.device_count()} GPU(s); "
+                          f"allowed cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(text)

@@ -7,7 +7,8 @@ Names are imported from their module on first use; the `predict` function stays 
 from posenas_core._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "trainer": ("TrainConfig", "TrainResult", "train", "heatmap_mse"),
+    "trainer": ("TrainConfig", "TrainResult", "train"),
+    "steps": ("StepContext", "plain_step", "heatmap_mse"),
     "checkpoints": ("CHECKPOINT_FORMAT", "load_checkpoint", "read_checkpoint"),
     "recipes": ("Recipe", "RECIPES", "get_recipe", "list_recipes"),
     "validation": ("validation_loss",),

@@ -13,6 +13,11 @@ visits the samples in the order `torch.randperm(n, generator=Generator(seed mixe
 `train_set.set_epoch(e)` when the dataset has it, so an epoch's order and augmentation are a pure
 function of (seed, epoch). Only deterministic CPU ops are used.
 
+A step's forwards and backwards are a step function (`train.steps`: `plain_step`, or the supernet's sandwich
+rule). `config.device` picks the CPU or a GPU (autocast bf16, or fp16 with a gradient scaler, on CUDA).
+Under torchrun (`train.distributed`) the model is wrapped in DDP, each rank trains on its share of every
+batch, and only rank 0 logs, validates and writes checkpoints.
+
 Run directory:
     config.json              {"train": TrainConfig, "spec": spec}
     metrics.jsonl            per log step {step, epoch, loss, lr, img_per_s, time, wall};
@@ -27,6 +32,7 @@ final weights bit-identical to an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -41,6 +47,7 @@ from torch.utils.data import DataLoader
 
 from posenas_core.errors import CheckpointError, ConfigError, PoseNASError
 from posenas_core.genotype import Spec, spec_from_dict
+from posenas_core.machine import resolve_device
 from posenas_core.models.registry import build_model
 from posenas_core.ops import set_drop_generator
 from posenas_core.runs.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
@@ -53,8 +60,11 @@ from posenas_core.train.checkpoints import (
     set_rng_state,
     spec_mismatch,
 )
+from posenas_core.train.budget import BudgetPlanner
+from posenas_core.train.distributed import check_batch_size, current_ranks
+from posenas_core.train.steps import StepContext, plain_step
 
-__all__ = ["TrainConfig", "TrainResult", "train", "heatmap_mse", "lr_at"]
+__all__ = ["TrainConfig", "TrainResult", "train", "lr_at"]
 
 DROP_STREAM = 0xD0C                        # mixed with the seed: the drop-connect generator's seed
 
@@ -82,10 +92,12 @@ class TrainConfig:
     max_minutes: float | None = None       # time budget of this call; stop + checkpoint after the step past it
     fill_budget: bool = False              # re-plan the steps from the measured speed to end at max_minutes (of the run)
     progress: bool = True                  # tqdm.auto progress bar
+    device: str = "cpu"                    # "cpu" | "cuda" | "cuda:N" | "auto" (CUDA when present; machine.resolve_device)
+    fp16: bool = False                     # CUDA only: fp16 autocast with a gradient scaler (bf16 autocasts in bf16)
 
     # Fields that change the weight trajectory: a resumed run must use the same values.
     TRAJECTORY_FIELDS = ("epochs", "batch_size", "base_lr", "warmup_epochs", "min_lr_ratio", "weight_decay",
-                         "grad_clip", "bf16", "channels_last", "drop_last", "seed", "fill_budget", "lr_schedule")
+                         "grad_clip", "bf16", "fp16", "channels_last", "drop_last", "seed", "fill_budget", "lr_schedule")
 
     def __post_init__(self):
         def need(name: str, ok: bool, allowed: str):
@@ -120,6 +132,10 @@ class TrainConfig:
              "null or a number > 0")
         need("fill_budget", not self.fill_budget or self.max_minutes is not None,
              "true only with a time budget (max_minutes)")
+        need("device", isinstance(self.device, str) and (self.device in ("cpu", "cuda", "auto")
+                                                         or self.device.startswith("cuda:")),
+             "'cpu', 'cuda', 'cuda:N' or 'auto'")
+        need("fp16", isinstance(self.fp16, bool) and not (self.fp16 and self.bf16), "true or false, not both fp16 and bf16")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -153,17 +169,6 @@ class TrainResult:
     @property
     def completed(self) -> bool:
         return self.stop_reason in ("completed", "already_complete")
-
-
-def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """mean over (B, K, h, w) of (pred - target)^2 * weight[:, :, None, None]; computed in fp32.
-
-    pred, target: (B, K, h, w); weight: (B, K) (0 for joints without a label).
-    """
-    if pred.shape != target.shape:
-        raise ValueError(f"heatmap_mse: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-    diff = pred.float() - target.float()
-    return (diff * diff * weight.float()[:, :, None, None]).mean()
 
 
 STEP_MILESTONES = (90 / 140, 120 / 140)   # SimpleBaseline: lr x0.1 at epochs 90 and 120 of 140
@@ -220,8 +225,13 @@ def _better(metric: str, new: float, old: float | None) -> bool:
 
 def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None = None, *,
           val_fn: Callable[[nn.Module], dict] | None = None, resume: bool = True,
-          model: nn.Module | None = None) -> TrainResult:
+          model: nn.Module | None = None, step_fn: Callable | None = None) -> TrainResult:
     """Train `spec` (or the given `model`, which must fit `spec`) on `train_set`; see the module doc.
+
+    `step_fn(ctx, images, batch) -> {"loss": ...}` does a step's forwards and backwards (`train.steps`;
+    default `plain_step`; the supernet's sandwich rule is another). Under an initialised torch.distributed
+    group of N > 1 ranks (torchrun), the model is wrapped in DDP, each rank trains on its 1/N of every batch,
+    and only rank 0 writes the run directory and validates (`train.distributed`).
 
     train_set items are dicts with `image` (3, H, W), `target` (K, h, w), `target_weight` (K,).
     `val_fn(model) -> dict` runs after every `val_every` epochs, after the last epoch and when the
@@ -238,6 +248,15 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     metrics_path = run_dir / "metrics.jsonl"
 
+    step_fn = step_fn or plain_step
+    ranks = current_ranks()
+    device = resolve_device(config.device)
+    if device.type == "cuda" and ranks.distributed:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if config.fp16 and device.type != "cuda":
+        raise ConfigError(f"TrainConfig.fp16 = True needs a CUDA device, got device {config.device!r} ({device}); "
+                          f"on the CPU use bf16 (native only where the CPU has AMX / AVX512-BF16) or fp32")
+    check_batch_size(config.batch_size, ranks)
     n = len(train_set)
     bs = config.batch_size
     spe = n // bs if config.drop_last else math.ceil(n / bs)
@@ -252,10 +271,12 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
         model = build_model(spec, generator=torch.Generator().manual_seed(config.seed))
     else:
         check_state_dict(reference_state(spec), model.state_dict(), "train(model=...)")
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(model, config)
     drop_rng = torch.Generator().manual_seed(_mix_seed(config.seed, DROP_STREAM))
+    scaler = torch.amp.GradScaler("cuda") if config.fp16 else None
     set_drop_generator(model, drop_rng)
 
     epoch, step_in_epoch, step = 0, 0, 0
@@ -286,25 +307,48 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
+        if "scaler" in ckpt and scaler is not None:
+            scaler.load_state_dict(ckpt["scaler"])
         if "drop_rng" in ckpt:
             drop_rng.set_state(ckpt["drop_rng"])
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
         total_steps = int(ckpt.get("total_steps", total_steps))
         best, last_val, prev_elapsed = ckpt.get("best"), ckpt.get("last_val"), float(ckpt.get("elapsed_s", 0.0))
         # Drop log lines written after this checkpoint (work lost in the kill): they will be redone.
-        kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= step]
-        atomic_write_text(metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-    else:
+        if ranks.main:
+            kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= step]
+            atomic_write_text(metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    elif ranks.main:
         atomic_write_text(metrics_path, "")
         for p in (last_path, best_path):
             p.unlink(missing_ok=True)
-    atomic_write_json(run_dir / "config.json", {"train": config.to_dict(), "spec": spec.to_dict()})
+    if ranks.main:
+        atomic_write_json(run_dir / "config.json", {"train": config.to_dict(), "spec": spec.to_dict()})
+    ranks.barrier()              # every rank has read the checkpoint before rank 0 may write a new one
+    runner = model
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                         find_unused_parameters=getattr(step_fn, "find_unused_parameters", False))
+    amp_dtype = torch.bfloat16 if config.bf16 else torch.float16
+
+    def backward(loss: torch.Tensor) -> None:
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+
+    def make_ctx(step_index: int) -> StepContext:
+        return StepContext(runner, step_index,
+                           lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=config.bf16 or config.fp16),
+                           backward, runner.no_sync if ranks.distributed else contextlib.nullcontext)
 
     def elapsed() -> float:
         return prev_elapsed + time.perf_counter() - t_call
 
     def save(path: Path) -> None:
-        atomic_torch_save(path, {
+        if not ranks.main:
+            return
+        extra = {"scaler": scaler.state_dict()} if scaler is not None else {}
+        atomic_torch_save(path, extra | {
             "format": CHECKPOINT_FORMAT,
             "spec": spec.to_dict(),
             "config": config.to_dict(),
@@ -324,6 +368,8 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
 
     def validate() -> None:
         nonlocal best, last_val
+        if not ranks.main:       # the other ranks wait for rank 0 in the next step's collective
+            return
         val = _jsonable(val_fn(model))
         model.train()
         last_val = val
@@ -340,13 +386,13 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=step, disable=not config.progress, desc="train", unit="step")
+    bar = tqdm(total=total_steps, initial=step, disable=not (config.progress and ranks.main), desc="train", unit="step")
     model.train()
     stop_reason = "completed"
-    win_loss, win_steps, win_imgs, win_t0 = 0.0, 0, 0, time.perf_counter()
+    win_loss, win_steps, win_imgs, win_t0 = {}, 0, 0, time.perf_counter()
     last_loss = None
     budget_s = config.max_minutes * 60 if config.max_minutes else None
-    planner = _BudgetPlanner(budget_s, val_fn is not None, elapsed(), step) if config.fill_budget else None
+    planner = BudgetPlanner(budget_s, val_fn is not None, elapsed(), step) if config.fill_budget else None
 
     def over_budget() -> bool:
         if budget_s is None:
@@ -360,44 +406,56 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
                 train_set.set_epoch(epoch)
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch)))
             indices = perm[step_in_epoch * bs: spe * bs].tolist()      # drops the tail when drop_last
-            loader = DataLoader(train_set, batch_size=bs, sampler=indices, num_workers=config.num_workers,
+            batches = [ranks.shard(indices[i:i + bs]) for i in range(0, len(indices), bs)]
+            loader = DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers,
                                 generator=torch.Generator().manual_seed(_mix_seed(config.seed, epoch, step_in_epoch)))
             stop = None
             for batch in loader:
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 images = batch["image"]                                 # (B, 3, H, W)
                 if config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 lr = lr_at(step, total_steps, warmup_steps, peak_lr, config.min_lr_ratio, config.lr_schedule)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                    pred = model(images)                                # (B, K, h, w)
-                loss = heatmap_mse(pred, batch["target"], batch["target_weight"])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                losses = step_fn(make_ctx(step), images, batch)         # forward(s) + backward(s)
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
                 if config.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 step += 1
                 step_in_epoch += 1
                 bar.update(1)
 
-                win_loss += float(loss.detach())
+                for k, v in losses.items():
+                    win_loss[k] = win_loss.get(k, 0.0) + float(v)
                 win_steps += 1
-                win_imgs += images.shape[0]
+                win_imgs += images.shape[0] * ranks.world
                 if step % config.log_every == 0 or step_in_epoch == spe:
                     now = time.perf_counter()
-                    last_loss = win_loss / win_steps
+                    means = {k: v / win_steps for k, v in win_loss.items()}
+                    last_loss = means["loss"]
                     if planner is not None:
                         total_steps = planner.replan(step, elapsed(), total_steps)
-                        bar.total = total_steps
-                    append_jsonl(metrics_path, {"step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
-                                                "img_per_s": win_imgs / max(now - win_t0, 1e-9),
-                                                "total_steps": total_steps, "time": elapsed(), "wall": time.time()},
-                                 fsync=False)     # a resume rewrites the log up to its checkpoint anyway
+                    if ranks.main:
+                        append_jsonl(metrics_path, means | {"step": step, "epoch": epoch, "lr": lr,
+                                                            "img_per_s": win_imgs / max(now - win_t0, 1e-9),
+                                                            "total_steps": total_steps, "time": elapsed(),
+                                                            "wall": time.time()},
+                                     fsync=False)     # a resume rewrites the log up to its checkpoint anyway
                     bar.set_postfix(loss=f"{last_loss:.3g}", lr=f"{lr:.2g}")
-                    win_loss, win_steps, win_imgs, win_t0 = 0.0, 0, 0, now
-                if over_budget():
+                    win_loss, win_steps, win_imgs, win_t0 = {}, 0, 0, now
+                out_of_time = over_budget()
+                if ranks.distributed and (budget_s is not None or planner is not None):
+                    out_of_time, total_steps = ranks.agree([out_of_time, total_steps])   # rank 0's clock decides
+                bar.total = total_steps
+                if out_of_time:
                     stop = "time_budget"
                 elif step >= total_steps:
                     stop = "completed"
@@ -425,34 +483,3 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
         bar.close()
     return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, stop_reason, best, last_val,
                        last_loss, time.perf_counter() - t_call, elapsed())
-
-
-class _BudgetPlanner:
-    """Re-plans the total number of steps so that the schedule ends when the run's time budget does.
-
-    Speed = steps per second over the recent past (the last max(60 s, 30% of the elapsed time)), wall time
-    included (checkpoints, validations), so a machine that slows down or speeds up mid-run moves the end
-    of the cosine schedule with it; a reserve covers the final validation and checkpoint."""
-
-    def __init__(self, budget_s: float, validating: bool, elapsed_s: float, step: int):
-        self.budget_s = budget_s
-        self.reserve_s = (0.04 if validating else 0.02) * budget_s
-        self.history: list[tuple[float, int]] = [(elapsed_s, step)]   # (elapsed s, step) at the start and re-plans
-
-    def validate(self, validate: Callable[[], None]) -> None:
-        """Run `validate`, keeping 1.5x its duration in reserve for the final validation."""
-        t0 = time.perf_counter()
-        validate()
-        self.reserve_s = max(self.reserve_s, 1.5 * (time.perf_counter() - t0))
-
-    def replan(self, step: int, elapsed_s: float, total_steps: int) -> int:
-        """The new total number of steps (>= step: == step means stop now)."""
-        horizon = max(60.0, 0.3 * elapsed_s)
-        recent = [(t, s) for t, s in self.history if elapsed_s - t <= horizon] or self.history[-1:]
-        self.history = recent + [(elapsed_s, step)]
-        t0, s0 = recent[0]
-        if step <= s0 or elapsed_s <= t0:
-            return max(total_steps, step)
-        rate = (step - s0) / (elapsed_s - t0)
-        left = self.budget_s - self.reserve_s - elapsed_s - 2.0 / rate     # two steps' slack for a hiccup
-        return step + max(0, int(left * rate))

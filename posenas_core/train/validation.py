@@ -13,7 +13,7 @@ __all__ = ["validation_loss"]
 
 def validation_loss(model: nn.Module, dataset, batch_size: int = 32, channels_last: bool = False) -> float:
     """Masked heatmap MSE over a whole dataset: sum_items sum((pred - target)^2 * w) / (N * K * h * w), i.e.
-    `trainer.heatmap_mse` of one batch holding every item (accumulated in float64). Eval mode, no grad; the
+    `steps.heatmap_mse` of one batch holding every item (accumulated in float64). Eval mode, no grad; the
     model's training flag is restored. ConfigError for an empty dataset."""
     was_training = model.training
     model.eval()

@@ -145,7 +145,7 @@ def test_archive_fitness_and_val_loss_against_an_independent_computation(referen
     # ... and equals the masked heatmap MSE of the stored best checkpoint, recomputed item by item
     from posenas_core.pipeline import load_split, make_dataset
     from posenas_core.train.checkpoints import load_checkpoint
-    from posenas_core.train.trainer import heatmap_mse
+    from posenas_core.train.steps import heatmap_mse
 
     val = load_split(data_dir, "val", train=True)           # persons with >= 1 labelled joint
     first5 = set(sorted(im["id"] for im in val.coco["images"])[:5])

@@ -13,7 +13,8 @@ from posenas_core.models.baselines import BaselineSpec
 from posenas_core.models.registry import build_model
 from posenas_core.runs.io import atomic_torch_save, read_jsonl
 from posenas_core.train.checkpoints import load_checkpoint
-from posenas_core.train.trainer import TrainConfig, heatmap_mse, lr_at, train
+from posenas_core.train.steps import heatmap_mse
+from posenas_core.train.trainer import TrainConfig, lr_at, train
 
 # Backbone stride 16 (stem 4 x 2 x 2) with 2 deconvs: output stride 4; 32x32 input -> 8x8 heatmaps.
 TINY = BaselineSpec(stem_channels=8, stages=((1, 8, 1), (1, 16, 2), (1, 16, 2)), head_channels=16,
@@ -276,15 +277,15 @@ def test_step_schedule_drops_tenfold_at_the_simplebaseline_milestones():
 
 
 def test_budget_planner_follows_the_measured_speed():
-    from posenas_core.train.trainer import _BudgetPlanner
+    from posenas_core.train.budget import BudgetPlanner
 
-    p = _BudgetPlanner(budget_s=100.0, validating=False, elapsed_s=0.0, step=0)   # reserve 2 s
+    p = BudgetPlanner(budget_s=100.0, validating=False, elapsed_s=0.0, step=0)   # reserve 2 s
     assert p.replan(10, 10.0, total_steps=50) == 10 + int(88.0 * 1.0 - 2)   # 1 step/s, 88 s left, 2 steps' slack
     # the machine slows to 0.5 step/s: the end moves in within the 60 s horizon
     assert p.replan(20, 30.0, total_steps=98) == 20 + int(68.0 * 20 / 30 - 2)
     assert p.replan(40, 70.0, total_steps=65) == 40 + int(28.0 * 30 / 60 - 2)
     assert p.replan(45, 99.0, total_steps=54) == 45          # budget spent: stop now
-    q = _BudgetPlanner(budget_s=100.0, validating=True, elapsed_s=0.0, step=0)
+    q = BudgetPlanner(budget_s=100.0, validating=True, elapsed_s=0.0, step=0)
     q.validate(lambda: time.sleep(0.01))
     assert q.reserve_s == 4.0                                 # 4% unless a validation takes longer
 
