@@ -2,9 +2,9 @@
 
     posenas data synth --out DIR --train N --val M [--videos V] [--seed S] [--difficulty easy|default|hard]
     posenas profile MODEL [--input HxW] [--threads N] [--no-latency]
-    posenas train --data DIR --model MODEL --out RUN [--input HxW] [--epochs E] [--minutes M] ...
-    posenas eval CHECKPOINT --data DIR [--split val] [--decode argmax|dark] [--no-flip] [--out FILE]
-    posenas demo --out DIR
+    posenas train --data DIR --model MODEL --out RUN [--input HxW] [--epochs E] [--minutes M] [--device D] ...
+    posenas eval CHECKPOINT --data DIR [--split val] [--decode argmax|dark] [--no-flip] [--out FILE] [--device D]
+    posenas demo --out DIR [--device D]
     posenas run NOTEBOOK -p NAME VALUE ... [-f params.yaml] --out DIR
     posenas batch SWEEP.yaml [--workers N]
 
@@ -77,6 +77,22 @@ def _pos_float(text: str) -> float:
     return v
 
 
+DEVICE_METAVAR = "{cpu,cuda,auto,cuda:N}"
+
+
+def _device(text: str) -> str:
+    """argparse type for --device: the form only ('cpu', 'cuda', 'cuda:N', 'auto'); whether this machine has
+    the GPU is checked by the command (`machine.resolve_device`: one ConfigError line, exit 2)."""
+    if text in ("cpu", "cuda", "auto") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto (CUDA when present), got {text!r}")
+
+
+def _add_device(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--device", type=_device, default="cpu", metavar=DEVICE_METAVAR,
+                   help=f"where to {what}: cpu (default), cuda, cuda:N, or auto (CUDA when present)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posenas", description="PoseNAS Lab: NAS for human pose estimation")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -128,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the recipe's)")
     t.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(t, "train (on CUDA: bf16 autocast where the GPU has it, else fp16, unless --precision fp32)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint: COCO OKS AP, per-joint AP, PCK")
     e.add_argument("checkpoint", type=Path, help="a checkpoint of `posenas train` (RUN/checkpoints/last.pt or best.pt)")
@@ -137,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heatmap decoding: argmax with a quarter-cell step, or DARK (default argmax)")
     e.add_argument("--no-flip", action="store_true", help="no horizontal flip test")
     e.add_argument("--out", type=Path, help="also write the metrics JSON here")
+    _add_device(e, "run the network")
 
     r = sub.add_parser("run", help="run a parameterized notebook with papermill")
     r.add_argument("notebook", type=Path, help="a notebook with a cell tagged 'parameters'")
@@ -157,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evolve_parser(sub)
 
+    from posenas_core.train.supernet_cli import add_supernet_parser
+
+    add_supernet_parser(sub, {"hw": parse_hw, "pos_int": _pos_int, "nonneg_int": _nonneg_int, "pos_float": _pos_float})
+
     m = sub.add_parser("demo", help="generate SynthPose, train the baseline briefly, evaluate, write metrics")
     m.add_argument("--out", type=Path, default=Path("reports/demo"), help="output directory (default reports/demo)")
     m.add_argument("--train", type=_pos_int, default=2000, help="SynthPose training images (default 2000)")
@@ -164,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--minutes", type=_pos_float, default=3.0, help="training time budget (default 3)")
     m.add_argument("--model", default="baseline-resnet", help="preset name or spec JSON (default baseline-resnet)")
     m.add_argument("--seed", type=_nonneg_int, default=0, help="data and training seed (default 0)")
+    _add_device(m, "train and evaluate")
     return p
 
 
@@ -209,7 +232,7 @@ def _cmd_train(a) -> dict:
         data_dir=a.data, model=a.model, run_dir=a.out, input_hw=a.input, epochs=a.epochs,
         recipe=a.recipe, batch_size=a.batch_size, base_lr=a.lr, max_minutes=a.minutes, num_workers=a.workers,
         seed=a.seed, bf16=pipeline.PRECISIONS[a.precision], channels_last=MEMORY_FORMAT[a.memory_format],
-        resume=not a.no_resume, progress=not a.quiet, aug=a.aug,
+        resume=not a.no_resume, progress=not a.quiet, aug=a.aug, device=a.device,
     )
 
 
@@ -217,7 +240,8 @@ def _cmd_eval(a) -> dict:
     from posenas_core import pipeline
 
     return pipeline.evaluate_checkpoint(
-        a.checkpoint, data_dir=a.data, split=a.split, decode=a.decode, flip_test=not a.no_flip, out=a.out
+        a.checkpoint, data_dir=a.data, split=a.split, decode=a.decode, flip_test=not a.no_flip, out=a.out,
+        device=a.device,
     )
 
 
@@ -281,7 +305,8 @@ def _failure(command: str, result: dict) -> str | None:
 def _cmd_demo(a) -> dict:
     from posenas_core import pipeline
 
-    return pipeline.run_demo(a.out, n_train=a.train, n_val=a.val, minutes=a.minutes, model=a.model, seed=a.seed)
+    return pipeline.run_demo(a.out, n_train=a.train, n_val=a.val, minutes=a.minutes, model=a.model, seed=a.seed,
+                             device=a.device)
 
 
 def _cmd_evolve(a) -> dict:
@@ -290,12 +315,19 @@ def _cmd_evolve(a) -> dict:
     return cmd_evolve(a)
 
 
+def _cmd_supernet(a) -> dict:
+    from posenas_core.train.supernet_cli import cmd_supernet
+
+    return cmd_supernet(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)  # unknown option / bad value: argparse prints the error and exits 2
     handler = {
         "data": _cmd_synth, "profile": _cmd_profile, "train": _cmd_train, "eval": _cmd_eval, "demo": _cmd_demo,
         "run": _cmd_run, "batch": _cmd_batch, "evolve": _cmd_evolve,
+        "supernet": _cmd_supernet,
     }[a.command]
     try:
         result = handler(a)

@@ -74,6 +74,8 @@ def train_step_speed(spec, input_hw, *, batch_size: int = 32, bf16: bool = False
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return float(batch_size / np.median(times[warmup:]))
 

@@ -7,7 +7,9 @@
     mean_pose_baseline(data_dir)           -> metrics dict of the "mean pose placed in the box" predictor
     run_demo(out_dir)                      -> generate SynthPose, train briefly, evaluate, write metrics.json
 
-Each step writes what it produces into the directory it is given, atomically.
+Each step writes what it produces into the directory it is given, atomically. Every training and evaluation
+step takes `device`: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA when present), checked up front by
+`machine.resolve_device` (ConfigError before anything is written).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from posenas_core.errors import ConfigError, DataError
+from posenas_core.machine import resolve_device
 from posenas_core.runs.io import atomic_write_json
 
 __all__ = [
     "RUN_INFO", "PRECISIONS", "QuickstartConfig", "parse_input_size", "split_paths", "load_split",
     "heatmap_sigma", "make_dataset", "evaluate_model", "check_run_dir", "train_on_dataset", "run_info",
     "evaluate_checkpoint", "predict_checkpoint", "mean_pose_baseline", "run_demo", "synthpose_dir",
-    "make_synthpose", "load_exported", "write_metrics",
+    "make_synthpose", "load_exported", "write_metrics", "cuda_autocast",
 ]
 
 RUN_INFO = "pipeline.json"  # beside a run's checkpoints: data dir, input size, model name
@@ -99,12 +102,14 @@ def make_dataset(person_set, input_hw, *, train: bool, stride: int, seed: int = 
 
 
 def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True,
-                   batch_size: int = 64, progress: bool = False, sigma: float | None = None) -> dict:
-    """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`."""
+                   batch_size: int = 64, progress: bool = False, sigma: float | None = None, device="cpu") -> dict:
+    """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`,
+    run in fp32 on `device` (the model is moved there in place, as `nn.Module.to` does)."""
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
     from posenas_core.train.predict import output_stride_of, predict
 
+    model = model.to(resolve_device(device))
     ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
                       stride=output_stride_of(model))
     results, kps = predict(model, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
@@ -160,12 +165,22 @@ def check_run_dir(run_dir, spec, input_hw, *, resume: bool = True) -> None:
                           + "; use the same values, --no-resume (resume=False) to start over, or a new run directory")
 
 
+def cuda_autocast(bf16="auto") -> dict:
+    """Autocast on a GPU: {"bf16", "fp16"}. bf16 True / False forces bf16 / fp32; "auto" takes bf16 where the
+    GPU supports it (`torch.cuda.is_bf16_supported()`: Ampere and later), else fp16 (with a gradient scaler).
+    Nothing is measured: `machine.resolve_auto` times CPU formats only."""
+    import torch
+
+    use_bf16 = bool(torch.cuda.is_bf16_supported()) if bf16 == "auto" else bool(bf16)
+    return {"bf16": use_bf16, "fp16": bf16 == "auto" and not use_bf16}
+
+
 def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: int | str = 10,
                      recipe="short-cpu", batch_size: int | None = None, base_lr: float | None = None,
                      max_minutes: float | None = None, num_workers: int = 0, seed: int = 0, bf16="auto",
                      channels_last="auto", resume: bool = True, progress: bool = True, val_every: int = 1,
                      validate: bool = True, sigma: float | None = None, aug: dict | None = None,
-                     cache_mb: int = 3072) -> dict:
+                     cache_mb: int = 3072, device="cpu") -> dict:
     """Train `model` (preset name, spec JSON path or a Spec) on DIR's train split, validating on its val split.
 
     `recipe` (a name of `train.recipes` or a Recipe) gives lr, warm-up, schedule, batch size, augmentation
@@ -173,7 +188,9 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
     trainer re-plans its steps from the speed it measures as it goes (`TrainConfig.fill_budget`), so a
     slower or busier machine does fewer steps but still ends its schedule inside the budget.
     bf16 / channels_last "auto": the fastest training format on this machine, measured on the network
-    (`machine.choose_train_format`); the choice and the measurements are recorded in pipeline.json.
+    (`machine.choose_train_format`); the choice and the measurements are recorded in pipeline.json. On a
+    GPU (`device`, recorded resolved in pipeline.json) nothing is measured: `cuda_autocast(bf16)`, and
+    channels_last "auto" means True (NHWC suits cuDNN's mixed-precision convolutions).
     validate=False skips the per-epoch validation (when the caller evaluates afterwards anyway).
     `cache_mb` MiB of decoded training images are kept in memory (0: off)."""
     from posenas_core.models.registry import load_spec
@@ -183,6 +200,7 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
     from posenas_core.genotype import Spec
     from posenas_core.train.recipes import get_recipe
 
+    dev = resolve_device(device)                          # ConfigError before anything is read or written
     run_dir = Path(run_dir)
     spec = model if isinstance(model, Spec) else load_spec(model)
     epochs_auto = epochs == "auto"
@@ -205,6 +223,12 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
         raise ConfigError("epochs='auto' needs a time budget (max_minutes)")
     if previous is not None and "format" in previous:      # a resumed run keeps the format and plan it chose
         fmt = previous["format"]
+        if fmt.get("fp16") and dev.type != "cuda":
+            raise ConfigError(f"cannot resume {run_dir} on {dev}: it trains with fp16 autocast, which needs a GPU; "
+                              f"use device 'cuda' or 'auto' on a machine with one, or a new run directory")
+    elif dev.type == "cuda":
+        fmt = {**cuda_autocast(bf16), "channels_last": True if channels_last == "auto" else bool(channels_last),
+               "img_per_s": None, "measured": {}}
     else:
         from posenas_core.machine import resolve_auto
 
@@ -216,17 +240,17 @@ def train_on_dataset(*, data_dir, model, run_dir, input_hw=(128, 96), epochs: in
             from posenas_core.machine import train_step_speed
 
             ips = fmt["img_per_s"] or train_step_speed(spec, input_hw, batch_size=batch_size, bf16=fmt["bf16"],
-                                                       channels_last=fmt["channels_last"])
+                                                       channels_last=fmt["channels_last"], device=dev.type)
             epochs = max(1, math.ceil(0.9 * max_minutes * 60.0 * ips / len(ds)))
     info = {"data_dir": str(data_dir), "model": model if isinstance(model, str) else spec.to_dict(),
             "input_hw": list(input_hw), "epochs": epochs, "fill_budget": epochs_auto,   # auto needs max_minutes
             "sigma": sigma, "output_stride": stride, "train_persons": len(ds), "recipe": rec.name,
-            "format": fmt, "aug": dataclasses.asdict(ds.aug)}
+            "format": fmt, "aug": dataclasses.asdict(ds.aug), "device": str(dev)}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / RUN_INFO, info)
     fields = dict(batch_size=batch_size, num_workers=num_workers, seed=seed, bf16=fmt["bf16"],
-                  channels_last=fmt["channels_last"], max_minutes=max_minutes, progress=progress,
-                  val_every=val_every, fill_budget=info["fill_budget"])
+                  fp16=bool(fmt.get("fp16", False)), channels_last=fmt["channels_last"], max_minutes=max_minutes,
+                  progress=progress, val_every=val_every, fill_budget=info["fill_budget"], device=str(dev))
     if base_lr is not None:
         fields["base_lr"] = base_lr
     config = dataclasses.replace(rec.train_config(epochs=epochs), **fields)
@@ -258,7 +282,11 @@ def run_info(checkpoint: str | Path) -> dict:
 
 
 def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str = "argmax",
-                        flip_test: bool = True, input_hw=None, out=None) -> dict:
+                        flip_test: bool = True, input_hw=None, out=None, device="cpu") -> dict:
+    """`evaluate_model` of a trainer checkpoint (loaded on the CPU, then moved to `device`) on DIR's `split`;
+    the input size and sigma come from the run's pipeline.json unless `input_hw` is given. `out`: also
+    write the metrics JSON there."""
+    resolve_device(device)                                # ConfigError before anything is read or written
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise ConfigError(f"checkpoint file not found: {checkpoint}")
@@ -271,19 +299,22 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
         raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
     person_set = load_split(data_dir, split, train=False)
     metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test,
-                             sigma=info.get("sigma"))
+                             sigma=info.get("sigma"), device=device)
     metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))
     if out is not None:
         atomic_write_json(out, metrics)
     return metrics
 
 
-def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argmax", flip_test: bool = True) -> np.ndarray:
-    """(N, K, 3) predicted keypoints (x, y, score in image pixels) of `checkpoint` for `person_set.records`."""
+def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argmax", flip_test: bool = True,
+                       device="cpu") -> np.ndarray:
+    """(N, K, 3) predicted keypoints (x, y, score in image pixels) of `checkpoint` for `person_set.records`,
+    run on `device` (NumPy on the CPU either way)."""
     from posenas_core.train.checkpoints import load_checkpoint
     from posenas_core.train.predict import output_stride_of, predict
 
-    model, _ = load_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    model = load_checkpoint(checkpoint)[0].to(dev)
     ds = make_dataset(person_set, input_hw, train=False, sigma=run_info(checkpoint).get("sigma"),
                       stride=output_stride_of(model))
     _, kps = predict(model, ds, flip_test=flip_test, decode=decode)
@@ -311,12 +342,13 @@ def mean_pose_baseline(data_dir, split: str = "val") -> dict:
 
 
 def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float = 3.0, model: str = "baseline-resnet",
-             seed: int = 0, input_hw=(128, 96), epochs: int | str = "auto") -> dict:
+             seed: int = 0, input_hw=(128, 96), epochs: int | str = "auto", device="cpu") -> dict:
     """Generate SynthPose, train the baseline for `minutes`, evaluate, write OUT/metrics.json.
 
     epochs="auto" fits the cosine schedule to the time budget (a short speed measurement first)."""
     from posenas_core.data.synthpose import write_synthpose
 
+    resolve_device(device)                                # ConfigError before the dataset is written
     out_dir = Path(out_dir)
     data_dir = out_dir / "synthpose"
     t0 = time.time()
@@ -325,9 +357,9 @@ def run_demo(out_dir, *, n_train: int = 2000, n_val: int = 200, minutes: float =
         write_synthpose(data_dir, n_train, n_val, 0, seed=seed)
     t_data = time.time() - t0
     summary = train_on_dataset(data_dir=data_dir, model=model, run_dir=out_dir / "run", input_hw=input_hw,
-                               epochs=epochs, max_minutes=minutes, seed=seed, validate=False)
+                               epochs=epochs, max_minutes=minutes, seed=seed, validate=False, device=device)
     ckpt = out_dir / "run" / "checkpoints" / "last.pt"
-    metrics = evaluate_checkpoint(ckpt, data_dir=data_dir, input_hw=input_hw)
+    metrics = evaluate_checkpoint(ckpt, data_dir=data_dir, input_hw=input_hw, device=device)
     baseline = mean_pose_baseline(data_dir)
     report = {
         "dataset": {"dir": str(data_dir), "train_images": n_train, "val_images": n_val, "seconds": round(t_data, 1)},
@@ -428,8 +460,9 @@ def make_synthpose(cfg: QuickstartConfig) -> Path:
     return synthpose_dir(cfg.data_dir, cfg.n_train, cfg.n_val, difficulty=cfg.difficulty, seed=cfg.seed)
 
 
-def load_exported(model_dir):
-    """The network exported as MODEL_DIR/spec.json + MODEL_DIR/weights.pt (e.g. an evolution's best/), eval mode.
+def load_exported(model_dir, device="cpu"):
+    """The network exported as MODEL_DIR/spec.json + MODEL_DIR/weights.pt (e.g. an evolution's best/), eval mode,
+    on `device` (loaded on the CPU first).
 
     CheckpointError when a file is missing or the weights do not fit the spec (naming the first mismatch)."""
     from posenas_core.errors import CheckpointError
@@ -438,6 +471,7 @@ def load_exported(model_dir):
     from posenas_core.runs.io import read_torch_file
     from posenas_core.train.checkpoints import check_state_dict
 
+    dev = resolve_device(device)
     model_dir = Path(model_dir)
     spec_file, weights_file = model_dir / "spec.json", model_dir / "weights.pt"
     for f in (spec_file, weights_file):
@@ -449,7 +483,7 @@ def load_exported(model_dir):
         raise CheckpointError(f"weights file {weights_file} holds a {type(state).__name__}, not a state dict")
     check_state_dict(model.state_dict(), state, str(weights_file))
     model.load_state_dict(state)
-    return model.eval()
+    return model.eval().to(dev)
 
 
 def write_metrics(out_dir, metrics: dict) -> Path:

@@ -10,5 +10,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "baselines": ("BaselineSpec", "BaselineNet", "build_baseline"),
     "evopose": ("EvoPoseNet", "build_evopose"),
     "vipnas": ("ViPNASNet", "build_vipnas"),
+    "vipnas_supernet": ("ViPNASSupernet", "build_supernet"),
     "heads": ("DeconvHead",),
 })

@@ -33,7 +33,9 @@ from posenas_core.models.baselines import (
 )
 from posenas_core.models.evopose import build_evopose
 from posenas_core.models.vipnas import build_vipnas
+from posenas_core.models.vipnas_supernet import build_supernet
 from posenas_core.spaces.evopose import ANCESTOR, GENOTYPE_S, GENOTYPE_XS, EvoPoseSpec, scaled_spec
+from posenas_core.spaces.supernet import SupernetSpec
 from posenas_core.spaces.vipnas import S_VIPNAS_MBV3, S_VIPNAS_RES50, ViPNASMbv3Spec, ViPNASResSpec
 
 __all__ = ["Preset", "PRESETS", "register_builder", "build_model", "get_preset", "load_spec"]
@@ -52,6 +54,16 @@ register_builder(BaselineSpec, build_baseline)
 register_builder(EvoPoseSpec, build_evopose)
 register_builder(ViPNASResSpec, build_vipnas)
 register_builder(ViPNASMbv3Spec, build_vipnas)
+
+
+def _build_supernet(spec: SupernetSpec, generator: torch.Generator | None = None) -> nn.Module:
+    """The weight-sharing supernet of `spec.space` (called as `net(x, arch)`), keeping `spec` as `net.spec`."""
+    net = build_supernet(spec.space, generator)
+    net.spec = spec
+    return net
+
+
+register_builder(SupernetSpec, _build_supernet)
 
 
 def build_model(spec: Spec, generator: torch.Generator | None = None) -> nn.Module:

@@ -14,7 +14,7 @@ Layers, in mmpose's order:
   -> kxk(groups, stride) -> BN -> act -> [SE] -> 1x1 -> BN, + input when stride 1 and in == out. mid is the stage
   width x expansion (also for its first block). SE = 1x1 (bias) mid -> mid // 4 (as ops.elastic's
   ElasticSqueezeExcite(ratio 4, divisor 1): round(mid / 4), equal to mmpose's int(mid / 4) for every mid that is a
-  multiple of 4, as all released and table-A1 ones) -> ReLU -> 1x1 -> mmcv HSigmoid clamp((x + 1) / 2, 0, 1)
+  multiple of 4, as all released and table-A1 ones) -> ReLU -> 1x1 -> ops.layers.MmcvHSigmoid clamp((x + 1) / 2, 0, 1)
   (mmpose pins bias 1, divisor 2; torch's Hardsigmoid is (x + 3) / 6) -> scale.
 * Head: per row, ConvTranspose2d(kernel, stride 2, groups, no bias) -> BN -> ReLU; then a 1x1 conv (bias) to K.
 
@@ -46,7 +46,7 @@ from posenas_core.ops.layers import (
 )
 from posenas_core.spaces.vipnas import MBV3_ACTIVATIONS, ViPNASMbv3Spec, ViPNASResSpec
 
-__all__ = ["ContextBlock", "MmcvHSigmoid", "ViPNASNet", "build_vipnas", "gc_planes", "se_inner"]
+__all__ = ["ContextBlock", "ViPNASNet", "build_vipnas", "gc_planes", "se_inner"]
 
 
 def gc_planes(channels: int) -> int:
@@ -57,13 +57,6 @@ def gc_planes(channels: int) -> int:
 def se_inner(mid: int) -> int:
     """The SE squeeze width of an MBv3 block of `mid` channels: round(mid / 4) (ElasticSqueezeExcite divisor 1)."""
     return make_divisible(mid / 4, 1)
-
-
-class MmcvHSigmoid(nn.Module):
-    """clamp((x + 1) / 2, 0, 1): mmcv's HSigmoid(bias=1, divisor=2), the SE gate of mmpose's ViPNAS MBv3."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x + 1) / 2).clamp_(0, 1)
 
 
 class ContextBlock(nn.Module):
@@ -107,10 +100,7 @@ class MbBlock(nn.Module):
         super().__init__()
         self.expand = ConvBN(cin, mid, 1, act=act) if expand else nn.Identity()
         self.mid = ConvBN(mid, mid, kernel, stride, groups, act=act)
-        self.se = nn.Identity()
-        if se:
-            self.se = SqueezeExcite(mid, se_inner(mid), act="relu", gate="hardsigmoid")
-            self.se.gate = MmcvHSigmoid()
+        self.se = SqueezeExcite(mid, se_inner(mid), act="relu", gate="mmcv_hsigmoid") if se else nn.Identity()
         self.project = ConvBN(mid, cout, 1)
         self.use_residual = stride == 1 and cin == cout
 

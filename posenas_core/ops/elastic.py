@@ -1,7 +1,8 @@
 """Elastic operations for weight-sharing super-networks (ViPNAS): one max-size weight, any smaller choice.
 
-    ElasticConv2d(max_in, max_out, max_kernel)           forward(x, out_channels, kernel, groups=1)
-    ElasticConvTranspose2d(max_in, max_out, max_kernel)  forward(x, out_channels, kernel, groups=1)
+    ElasticConv2d(max_in, max_out, max_kernel, min_groups=1)           forward(x, out_channels, kernel, groups=1)
+    ElasticConvTranspose2d(max_in, max_out, max_kernel, min_groups=1)  forward(x, out_channels, kernel, groups=1)
+    ElasticConvBN(max_in, max_out, max_kernel, act=None, min_groups=1) forward(x, out_channels, kernel, groups=1)
     ElasticBatchNorm2d(max_channels)                     forward(x): the first x.shape[1] channels
     ElasticSqueezeExcite(max_channels, ratio=4)          forward(x): inner width make_divisible(C / ratio)
 
@@ -13,6 +14,8 @@ Slicing (ViPNAS section 3.2, Fig. A3): width keeps the first output filters; the
 keeps the first input channels; a kernel is the centred crop of the max kernel, starting at (K - k) // 2, so k
 must have K's parity; groups g keep the first in/g input channels of every filter (conv) or the first out/g
 output columns (transposed conv). The weights keep torch's key names ('weight', 'bias', BN buffers).
+Storage: a conv stores only the max_in // min_groups input channels per filter that its fewest groups
+`min_groups` need (a transposed conv: max_out // min_groups output columns); fewer groups are refused.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ from torch import nn
 
 from posenas_core.errors import ConfigError
 from posenas_core.genotype import make_divisible
-from posenas_core.ops.layers import GATES, SqueezeExcite, make_activation
+from posenas_core.ops.layers import GATES, ConvBN, SqueezeExcite, make_activation
 
-__all__ = ["ElasticConv2d", "ElasticConvTranspose2d", "ElasticBatchNorm2d", "ElasticSqueezeExcite"]
+__all__ = ["ElasticConv2d", "ElasticConvTranspose2d", "ElasticBatchNorm2d", "ElasticConvBN", "ElasticSqueezeExcite"]
 
 
 def _check_choice(op: str, cin: int, max_in: int, out: int, max_out: int, kernel: int, max_kernel: int,
-                  groups: int) -> None:
+                  groups: int, min_groups: int = 1) -> None:
     """ConfigError naming the first bad value of a (cin, out, kernel, groups) choice and what is allowed."""
     if not 1 <= cin <= max_in:
         raise ConfigError(f"{op}: input has {cin} channels; allowed 1..{max_in} (max_in)")
@@ -44,6 +47,9 @@ def _check_choice(op: str, cin: int, max_in: int, out: int, max_out: int, kernel
     if groups < 1 or cin % groups or out % groups:
         raise ConfigError(f"{op}: groups {groups} is not allowed; it must divide the input width {cin} "
                           f"and out_channels {out}")
+    if groups < min_groups:
+        raise ConfigError(f"{op}: groups {groups} is not allowed; the weight is stored for groups >= {min_groups} "
+                          f"(min_groups)")
 
 
 def _empty_like_layer(layer: nn.Module, like: torch.Tensor) -> nn.Module:
@@ -52,19 +58,29 @@ def _empty_like_layer(layer: nn.Module, like: torch.Tensor) -> nn.Module:
 
 
 class _ElasticConvBase(nn.Module):
-    """The max weight (shape `weight_shape`, torch's layout for the layer) and bias of an elastic conv."""
+    """The stored weight (torch's layout for the layer, the grouped axis cut to what `min_groups` needs) and the
+    bias of an elastic conv."""
 
-    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int, bias: bool,
-                 weight_shape: tuple[int, int], fan_in_channels: int):
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int, bias: bool, min_groups: int,
+                 transposed: bool):
         super().__init__()
-        self.max_in, self.max_out, self.max_kernel, self.stride = int(max_in), int(max_out), int(max_kernel), int(stride)
-        self.weight = nn.Parameter(torch.empty(*weight_shape, self.max_kernel, self.max_kernel))
+        self.max_in, self.max_out, self.max_kernel = int(max_in), int(max_out), int(max_kernel)
+        self.stride, self.min_groups = int(stride), int(min_groups)
+        split = self.max_out if transposed else self.max_in             # the width the groups split in storage
+        if not 1 <= self.min_groups <= split:
+            raise ConfigError(f"{type(self).__name__}: min_groups {min_groups} is not allowed; choose 1..{split}")
+        stored = (self.max_in, split // self.min_groups) if transposed else (self.max_out, split // self.min_groups)
+        self.weight = nn.Parameter(torch.empty(*stored, self.max_kernel, self.max_kernel))
         self.bias = nn.Parameter(torch.empty(self.max_out)) if bias else None
-        # torch's default init (kaiming-uniform a=sqrt(5), bias uniform +-1/sqrt(fan_in)) on the max weight
+        # torch's default init (kaiming-uniform a=sqrt(5), bias uniform +-1/sqrt(fan_in)) on the stored weight
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            bound = 1 / math.sqrt(fan_in_channels * self.max_kernel ** 2)
+            bound = 1 / math.sqrt(stored[1] * self.max_kernel ** 2)
             nn.init.uniform_(self.bias, -bound, bound)
+
+    def _check(self, in_channels: int, out_channels: int, kernel: int, groups: int) -> None:
+        _check_choice(type(self).__name__, in_channels, self.max_in, out_channels, self.max_out, kernel,
+                      self.max_kernel, groups, self.min_groups)
 
     def _crop(self, kernel: int) -> slice:
         c = (self.max_kernel - kernel) // 2
@@ -81,24 +97,25 @@ class _ElasticConvBase(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"max_in={self.max_in}, max_out={self.max_out}, max_kernel={self.max_kernel}, stride={self.stride}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}" + (f", min_groups={self.min_groups}" if self.min_groups > 1 else ""))
 
 
 class ElasticConv2d(_ElasticConvBase):
-    """Conv2d with a shared dense weight (max_out, max_in, K, K) and optional bias (max_out).
+    """Conv2d with a shared weight (max_out, max_in // min_groups, K, K) and optional bias (max_out).
 
     forward(x, out_channels, kernel, groups=1): conv of x (width x.shape[1] <= max_in) with
-    W[:out, :in // groups, c:c + kernel, c:c + kernel], c = (K - kernel) // 2, padding kernel // 2.
+    W[:out, :in // groups, c:c + kernel, c:c + kernel], c = (K - kernel) // 2, padding kernel // 2;
+    groups >= min_groups.
     """
 
-    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, bias: bool = False):
-        super().__init__(max_in, max_out, max_kernel, stride, bias, (max_out, max_in), fan_in_channels=max_in)
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, bias: bool = False,
+                 min_groups: int = 1):
+        super().__init__(max_in, max_out, max_kernel, stride, bias, min_groups, transposed=False)
 
     def sub_weights(self, in_channels: int, out_channels: int, kernel: int,
                     groups: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The (weight, bias) views that choice uses (ConfigError for a choice outside the max)."""
-        _check_choice(type(self).__name__, in_channels, self.max_in, out_channels, self.max_out, kernel,
-                      self.max_kernel, groups)
+        self._check(in_channels, out_channels, kernel, groups)
         k = self._crop(kernel)
         w = self.weight[:out_channels, :in_channels // groups, k, k]
         return w, None if self.bias is None else self.bias[:out_channels]
@@ -116,15 +133,18 @@ class ElasticConv2d(_ElasticConvBase):
 
 
 class ElasticConvTranspose2d(_ElasticConvBase):
-    """ConvTranspose2d with a shared weight (max_in, max_out, K, K) (torch's transposed layout), optional bias.
+    """ConvTranspose2d with a shared weight (max_in, max_out // min_groups, K, K) (torch's transposed layout),
+    optional bias (max_out).
 
     forward(x, out_channels, kernel, groups=1): the output is exactly stride x the input size; the weight is
     W[:in, :out // groups, c:c + kernel, c:c + kernel], c = (K - kernel) // 2; padding (kernel - stride + 1) // 2
-    and output_padding (kernel - stride) % 2 (kernel 4 / stride 2: 1, 0; kernel 2 / stride 2: 0, 0).
+    and output_padding (kernel - stride) % 2 (kernel 4 / stride 2: 1, 0; kernel 2 / stride 2: 0, 0);
+    groups >= min_groups.
     """
 
-    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 2, bias: bool = False):
-        super().__init__(max_in, max_out, max_kernel, stride, bias, (max_in, max_out), fan_in_channels=max_out)
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 2, bias: bool = False,
+                 min_groups: int = 1):
+        super().__init__(max_in, max_out, max_kernel, stride, bias, min_groups, transposed=True)
 
     def padding(self, kernel: int) -> tuple[int, int]:
         """(padding, output_padding) giving an output of stride x the input (ConfigError when none exists)."""
@@ -138,8 +158,7 @@ class ElasticConvTranspose2d(_ElasticConvBase):
     def sub_weights(self, in_channels: int, out_channels: int, kernel: int,
                     groups: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The (weight, bias) views that choice uses (ConfigError for a choice outside the max)."""
-        _check_choice(type(self).__name__, in_channels, self.max_in, out_channels, self.max_out, kernel,
-                      self.max_kernel, groups)
+        self._check(in_channels, out_channels, kernel, groups)
         self.padding(kernel)
         k = self._crop(kernel)
         w = self.weight[:in_channels, :out_channels // groups, k, k]
@@ -193,6 +212,32 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         bn.num_batches_tracked = self.num_batches_tracked.clone()
         bn.train(self.training)
         return bn
+
+
+class ElasticConvBN(nn.Module):
+    """ElasticConv2d (no bias) -> ElasticBatchNorm2d -> activation `act` (None: identity), children conv, bn, act:
+    the elastic twin of ops.layers.ConvBN (same keys). forward(x, out_channels, kernel, groups=1)."""
+
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, act: str | None = None,
+                 min_groups: int = 1, inplace: bool = True):
+        super().__init__()
+        self._act, self._inplace = act, inplace
+        self.conv = ElasticConv2d(max_in, max_out, max_kernel, stride, min_groups=min_groups)
+        self.bn = ElasticBatchNorm2d(max_out)
+        self.act = nn.Identity() if act is None else make_activation(act, inplace)
+
+    def forward(self, x: torch.Tensor, out_channels: int, kernel: int, groups: int = 1) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x, out_channels, kernel, groups)))
+
+    @torch.no_grad()
+    def static(self, in_channels: int, out_channels: int, kernel: int, groups: int = 1) -> ConvBN:
+        """An ops.layers.ConvBN holding copies of the choice's conv weight and BN affine / statistics."""
+        conv, bn = self.conv.static(in_channels, out_channels, kernel, groups), self.bn.static(out_channels)
+        with torch.device("meta"):
+            twin = ConvBN(in_channels, out_channels, kernel, self.conv.stride, groups, self._act, self._inplace,
+                          self.bn.eps, self.bn.momentum)
+        twin.conv, twin.bn = conv, bn
+        return twin.train(self.training)
 
 
 class ElasticSqueezeExcite(nn.Module):

@@ -1,6 +1,7 @@
 """Static building blocks shared by the model builders (baselines, EvoPose2D, ViPNAS next).
 
     make_activation(name, inplace)   'relu' | 'hswish' | 'swish' -> a fresh module
+    GATES                            SE gates: 'sigmoid' | 'hardsigmoid' | 'mmcv_hsigmoid' (MmcvHSigmoid)
     conv_bn(cin, cout, k, ...)       [Conv2d -> BN (-> act)] as a list, for a position-keyed nn.Sequential
     ConvBN(cin, cout, k, ...)        the same layers as named children conv, bn, act
     SqueezeExcite(c, inner, ...)     avgpool -> 1x1 reduce -> act -> 1x1 expand -> gate -> scale
@@ -22,11 +23,20 @@ from typing import Iterator
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "GATES", "make_activation", "conv_bn", "ConvBN", "SqueezeExcite", "DropConnect",
-           "set_drop_generator", "DropGeneratorMixin", "init_scope", "check_input_size"]
+__all__ = ["ACTIVATIONS", "GATES", "MmcvHSigmoid", "make_activation", "conv_bn", "ConvBN", "SqueezeExcite",
+           "DropConnect", "set_drop_generator", "DropGeneratorMixin", "init_scope", "check_input_size"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "swish": nn.SiLU}
-GATES = {"sigmoid": nn.Sigmoid, "hardsigmoid": nn.Hardsigmoid}
+
+
+class MmcvHSigmoid(nn.Module):
+    """clamp((x + 1) / 2, 0, 1): mmcv's HSigmoid(bias=1, divisor=2), the SE gate of mmpose's ViPNAS MBv3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x + 1) / 2).clamp_(0, 1)
+
+
+GATES = {"sigmoid": nn.Sigmoid, "hardsigmoid": nn.Hardsigmoid, "mmcv_hsigmoid": MmcvHSigmoid}
 
 
 def make_activation(name: str, inplace: bool = True) -> nn.Module:
@@ -64,7 +74,7 @@ class SqueezeExcite(nn.Module):
         channels: C, in and out.
         inner: the squeeze width (the caller's rule: MobileNetV3 make_divisible(C / 4), EfficientNet int(Cin / 4)).
         act: activation after the reduce conv ('relu', 'swish', ...; `inplace` as `make_activation`).
-        gate: 'sigmoid' | 'hardsigmoid'.
+        gate: a GATES name ('sigmoid' | 'hardsigmoid' | 'mmcv_hsigmoid').
         names: attribute (state-dict) names of the reduce and expand convs.
     """
 

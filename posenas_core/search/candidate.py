@@ -15,6 +15,10 @@ Determinism: candidate `id` trains with seed `evolution.train_seed(seed, id)` (i
 weights, sample order, augmentation, drop-connect) and `torch_threads` intra-op threads; CPU results are
 bit-identical for the same candidate only at the same thread count.
 
+Device: candidates train and are scored on `config.device` (`machine.resolve_device`; "auto": CUDA when
+present); on a GPU under bf16 autocast, fp16 where the GPU lacks bf16 (`pipeline.cuda_autocast`); on the
+CPU in fp32. Parent checkpoints are loaded and their weights transferred on the CPU.
+
 Candidate directory `candidates/<id>/`: best.pt (trainer checkpoint of the best-val-loss epoch, spec
 inside), result.json (its archive row: the "finished" marker), transfer.json (children: the weight-transfer
 stats), metrics.jsonl and config.json (the trainer's); checkpoints/last.pt only while it trains.
@@ -98,9 +102,11 @@ def check_data(config: EvolutionConfig, progress: bool = False) -> dict:
 
 
 def _candidate_ap(model, config: EvolutionConfig, data: dict) -> float:
+    from posenas_core.machine import resolve_device
     from posenas_core.pipeline import make_dataset
     from posenas_core.train.predict import make_val_fn
 
+    model = model.to(resolve_device(config.device))
     ds = make_dataset(data["val_ap"], config.input_size, train=False, sigma=config.sigma,
                       stride=model.spec.output_stride)
     val_fn = make_val_fn(ds, data["val_ap"].coco, batch_size=config.val_batch_size, flip_test=False,
@@ -131,15 +137,17 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
     `config` is `EvolutionConfig.to_dict()` and `task` a `plan_children` item (the ancestor: parent None).
     Module-level and JSON-in / JSON-out so that Ray can run it. Idempotent: a finished candidate
     (candidates/<id>/result.json) is returned as stored, a half-trained one resumes from its checkpoint.
-    Training errors give a row with status "failed"; data errors (a missing or corrupt image) and
-    parent-checkpoint errors raise, leaving nothing recorded: they are not the candidate's fault, and a
+    Training errors give a row with status "failed"; data errors (a missing or corrupt image),
+    parent-checkpoint errors and config errors (e.g. a half-trained candidate resumed on another device type,
+    so in another precision) raise, leaving nothing recorded: they are not the candidate's fault, and a
     resume after the fix continues the candidate from its last checkpoint.
     `on_validation(id, val_loss)` is called after each epoch's validation (for monitors and tests)."""
     import torch
 
     from posenas_core.eval.profiler import count_macs, count_params
+    from posenas_core.machine import resolve_device
     from posenas_core.models.registry import build_model
-    from posenas_core.pipeline import make_dataset
+    from posenas_core.pipeline import cuda_autocast, make_dataset
     from posenas_core.search.evolution import EvolutionConfig, fitness, train_seed
     from posenas_core.train.checkpoints import load_checkpoint
     from posenas_core.train.trainer import TrainConfig, train
@@ -193,10 +201,12 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
             return {"loss": loss}
 
         lr = cfg.base_lr if parent is None or cfg.child_lr is None else cfg.child_lr
+        device = resolve_device(cfg.device)
         tc = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, base_lr=lr,
                          warmup_epochs=cfg.warmup_epochs, min_lr_ratio=cfg.min_lr_ratio,
                          weight_decay=cfg.weight_decay, channels_last=cfg.channels_last, seed=seed, val_every=1,
-                         ckpt_every_steps=cfg.ckpt_every_steps, log_every=20, progress=False, num_workers=0)
+                         ckpt_every_steps=cfg.ckpt_every_steps, log_every=20, progress=False, num_workers=0,
+                         device=str(device), **(cuda_autocast() if device.type == "cuda" else {}))
         best_path, ckpt_best = cdir / "best.pt", cdir / "checkpoints" / "best.pt"
         try:
             result = train(spec, train_ds, cdir, tc, val_fn=val_fn, resume=True, model=model)
@@ -212,7 +222,7 @@ def evaluate_candidate(config: dict, run_dir: str, task: dict,
                 row["ap"] = _candidate_ap(best_model, cfg, data)
         except DataError as err:                                      # not recorded: see the docstring
             raise DataError(f"candidate {cid} (generation {row['generation']}): {err}") from None
-        except (CheckpointError, SpecError):
+        except (CheckpointError, ConfigError, SpecError):
             raise
         except Exception as err:                                      # noqa: BLE001 - recorded in the archive
             row.update(status="failed", error=f"{type(err).__name__}: {err}", val_loss=None, fitness=None)

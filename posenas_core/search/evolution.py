@@ -23,9 +23,9 @@ Algorithm (reference/evopose2d.md Sec. 3):
   the first parent (elitist), exported to run_dir/best/ after every generation.
 
 Candidates (`search.candidate`) are built unscaled, as searched in the paper (`spaces.evopose.scaled_spec`
-scales the result). Candidate `id` trains with seed
-`train_seed(seed, id)` and `torch_threads` threads, so the sequential and Ray executors write the same
-archive (apart from wall times), and so does a run killed and resumed any number of times.
+scales the result). Candidate `id` trains with seed `train_seed(seed, id)` and `torch_threads` threads, so
+the sequential and Ray executors write the same archive (apart from wall times), and so does a run killed
+and resumed any number of times. They train on `device` (cpu | cuda | cuda:N | auto), which a resume may change.
 
 Run directory (the contract with the lab widgets):
     config.json              EvolutionConfig.to_dict() (with "kind": "evopose2d-evolution")
@@ -55,6 +55,7 @@ import numpy as np
 from posenas_core.data.annotations import is_int, is_number
 from posenas_core.data.transforms import aug_config_from
 from posenas_core.errors import ConfigError, DataError, PoseNASError, SpecError
+from posenas_core.machine import DEVICES, resolve_device
 from posenas_core.runs.io import append_jsonl, atomic_write_json, read_jsonl
 from posenas_core.search.candidate import candidate_dir, check_data, evaluate_candidate, export_best
 from posenas_core.spaces.evopose import (
@@ -79,7 +80,7 @@ ARCHIVE_FIELDS = ("id", "generation", "parent", "genotype", "spec", "params", "p
 GENERATION_FIELDS = ("generation", "parents", "best_id", "best_fitness", "population_fitness", "wall_time_s")
 PARAMS_METRICS = ("params_with_bn_stats", "params")
 KEEP_CHECKPOINTS = ("all", "pool")
-RESUMABLE_CHANGES = ("generations",)          # config fields a resume may change (extend the run)
+RESUMABLE_CHANGES = ("generations", "device")   # config fields a resume may change (extend the run, move it)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class EvolutionConfig:
     channels_last: bool = True                      # memory format of the candidates (faster on CPUs)
     ckpt_every_steps: int | None = 200              # mid-epoch checkpoints of a candidate (None: epoch ends)
     keep_checkpoints: str = "all"                   # "all" | "pool": delete best.pt of unselectable candidates
+    device: str = "cpu"                             # "cpu" | "cuda" | "cuda:N" | "auto" (CUDA when present)
 
     def __post_init__(self):
         o = type(self).__name__
@@ -146,10 +148,6 @@ class EvolutionConfig:
                 bad(name, allowed)
             object.__setattr__(self, name, float(v))
 
-        def need_bool(name):
-            if not isinstance(getattr(self, name), bool):
-                bad(name, "true or false")
-
         if not isinstance(self.data_dir, (str, Path)) or not str(self.data_dir):
             bad("data_dir", "a dataset directory path (str)")
         object.__setattr__(self, "data_dir", str(self.data_dir))
@@ -171,9 +169,8 @@ class EvolutionConfig:
         if self.lam % self.mu:
             raise ConfigError(f"{o}: lam = {self.lam} is not a multiple of mu = {self.mu}; every parent gets lam / mu "
                               f"children (e.g. lam = {self.mu * max(1, self.lam // self.mu)})")
-        need_int("max_train_samples", 1, allow_none=True)
-        need_int("max_val_images", 1, allow_none=True)
-        need_int("ckpt_every_steps", 1, allow_none=True)
+        for name in ("max_train_samples", "max_val_images", "ckpt_every_steps"):
+            need_int(name, 1, allow_none=True)
         need_num("gamma", lambda v: True, "a finite number (the paper's Gamma is negative, e.g. -0.07)")
         need_num("target_params", lambda v: v > 0, "a number > 0 (the paper's T = 5e6)")
         need_num("base_lr", lambda v: v > 0, "a number > 0")
@@ -188,7 +185,11 @@ class EvolutionConfig:
         if self.new_blocks not in ("copy", "identity"):
             bad("new_blocks", "'copy' or 'identity'")
         for name in ("keep_ancestor", "kernel_transfer", "compute_ap", "channels_last"):
-            need_bool(name)
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "true or false")
+        if not isinstance(self.device, str) or not (self.device in DEVICES or self.device[5:].isdigit()
+                                                    and self.device.startswith("cuda:")):
+            bad("device", "'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present)")
         if self.params_metric not in PARAMS_METRICS:
             bad("params_metric", f"one of {list(PARAMS_METRICS)} ('params_with_bn_stats' is Keras count_params, "
                                  f"the paper's)")
@@ -249,8 +250,6 @@ class EvolutionConfig:
             raise ConfigError(f"EvolutionConfig: unknown key(s) {unknown}; allowed: {names}")
         if "data_dir" not in d:
             raise ConfigError("EvolutionConfig: 'data_dir' is required (a COCO-format dataset directory)")
-        if isinstance(d.get("input_size"), list):
-            d["input_size"] = tuple(d["input_size"])
         return cls(**d)
 
 
@@ -391,7 +390,8 @@ def run_evolution(config: EvolutionConfig, run_dir, *, executor: str = "sequenti
     if on_validation is not None and executor != "sequential":
         raise ConfigError("on_validation runs in the training process: only with executor='sequential'")
     run_dir = Path(run_dir)
-    check_data(config, progress)                      # data errors before anything is written
+    resolve_device(config.device)                     # device and data errors before anything is written
+    check_data(config, progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     ex = make_executor(executor, address=ray_address, num_cpus=ray_num_cpus, object_store_mb=ray_object_store_mb) \
         if executor == "ray" else make_executor(executor)
@@ -486,8 +486,8 @@ def run_evolution(config: EvolutionConfig, run_dir, *, executor: str = "sequenti
 
 
 def resume(run_dir, *, executor: str = "sequential", generations: int | None = None, progress: bool = True,
-           **kwargs) -> dict:
-    """Continue the run in `run_dir` with its stored config (optionally extended to more `generations`)."""
+           device: str | None = None, **kwargs) -> dict:
+    """Continue the run in `run_dir` with its stored config (optionally more `generations`, another `device`)."""
     cfg_path = Path(run_dir) / "config.json"
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir}: no config.json; not an evolution run directory")
@@ -495,6 +495,6 @@ def resume(run_dir, *, executor: str = "sequential", generations: int | None = N
         config = EvolutionConfig.from_dict(json.loads(cfg_path.read_text()))
     except json.JSONDecodeError as err:
         raise ConfigError(f"{cfg_path}: not valid JSON ({err})") from None
-    if generations is not None:
-        config = dataclasses.replace(config, generations=generations)
+    changes = {k: v for k, v in (("generations", generations), ("device", device)) if v is not None}
+    config = dataclasses.replace(config, **changes)
     return run_evolution(config, run_dir, executor=executor, resume=True, progress=progress, **kwargs)

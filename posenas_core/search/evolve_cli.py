@@ -37,7 +37,9 @@ _CLI_FIELDS = {  # option -> (config field, type, help); the default is Evolutio
     "--keep-checkpoints": ("keep_checkpoints", str, "whose best.pt to keep: 'all' candidates, or the selection "
                                                      "'pool' only"),
     "--new-blocks": ("new_blocks", str, "a new block is a 'copy' of the module's last one, or 'identity'"),
+    "--device": ("device", str, "where candidates train and are scored: cpu, cuda, cuda:N or auto (CUDA when present)"),
 }
+DEVICE_METAVAR = "{cpu,cuda,auto,cuda:N}"
 
 
 def _default_of(field: str) -> str:
@@ -70,7 +72,8 @@ def add_evolve_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="run directory")
     r.add_argument("--config", type=Path, default=None, help="EvolutionConfig JSON (e.g. a run's config.json)")
     for opt, (field, typ, text) in _CLI_FIELDS.items():
-        r.add_argument(opt, dest=field, type=typ, default=None, help=f"{text} ({_default_of(field)})")
+        r.add_argument(opt, dest=field, type=typ, default=None, help=f"{text} ({_default_of(field)})",
+                       **({"metavar": DEVICE_METAVAR} if field == "device" else {}))
     r.add_argument("--no-keep-ancestor", dest="keep_ancestor", action="store_const", const=False, default=None,
                    help="drop the ancestor from the selection pool (the public code keeps it)")
     r.add_argument("--no-kernel-transfer", dest="kernel_transfer", action="store_const", const=False, default=None,
@@ -83,6 +86,8 @@ def add_evolve_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("run_dir", type=Path, help="the run directory (holds config.json)")
     s.add_argument("--generations", type=int, default=None,
                    help="extend the run to this many generations (default: the stored number)")
+    s.add_argument("--device", default=None, metavar=DEVICE_METAVAR,
+                   help="continue on this device: cpu, cuda, cuda:N or auto (default: the stored one)")
     _add_executor_args(s)
     return e
 
@@ -93,7 +98,8 @@ def cmd_evolve(a: argparse.Namespace) -> dict:
     if a.executor != "ray" and (a.ray_address or a.ray_cpus):
         raise ConfigError("--ray-address / --ray-cpus need --executor ray")
     if a.evolve_command == "resume":
-        out = resume(a.run_dir, executor=a.executor, generations=a.generations, progress=not a.quiet, **ray_kw)
+        out = resume(a.run_dir, executor=a.executor, generations=a.generations, device=a.device,
+                     progress=not a.quiet, **ray_kw)
     else:
         fields: dict = {}
         if a.config is not None:

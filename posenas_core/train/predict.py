@@ -66,12 +66,14 @@ def predict(model: nn.Module, dataset, *, batch_size: int = 64, flip_test: bool 
     results[i] = {"image_id", "category_id", "keypoints": [x, y, joint score] * K (image pixels),
     "score": box score x mean(joint scores > kpt_score_thr), 0 if none (`coco_eval.make_results`)},
     one per item, in dataset order; the array holds the same x, y, joint score (float32). `decode` is "argmax" or "dark" (see `HeatmapCodec.decode`). The model's
-    training mode is restored afterwards.
+    training mode is restored afterwards. Batches go to the device of the model's parameters (fp32, no
+    autocast); heatmaps come back to the CPU for decoding.
     """
     codec = dataset.codec
     was_training = model.training
     model.eval()
     cl = _is_channels_last(model)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     chunks: list[np.ndarray] = []                                          # per batch (B, K, 3)
     index_chunks: list[np.ndarray] = []
@@ -80,14 +82,14 @@ def predict(model: nn.Module, dataset, *, batch_size: int = 64, flip_test: bool 
     try:
         with torch.no_grad():
             for batch in tqdm(loader, disable=not progress, desc="predict", unit="batch"):
-                images = batch["image"]                                   # (B, 3, H, W)
+                images = batch["image"].to(device)                        # (B, 3, H, W)
                 if cl:
                     images = images.contiguous(memory_format=torch.channels_last)
                 heat = model(images).float()                              # (B, K, h, w)
                 if flip_test:
                     heat_f = model(torch.flip(images, dims=[-1])).float()
                     heat = 0.5 * (heat + flip_back(heat_f, flip_index))
-                coords, scores = codec.decode(heat, method=decode)        # (B, K, 2) crop px, (B, K)
+                coords, scores = codec.decode(heat.cpu(), method=decode)  # (B, K, 2) crop px, (B, K)
                 affine = batch["affine"].double().numpy()                 # (B, 2, 3) image -> crop
                 img_xy = np.stack([apply_affine(invert_affine(M), c) for M, c in zip(affine, coords)])
                 chunks.append(np.concatenate([img_xy, np.asarray(scores)[..., None]], axis=-1).astype(np.float32))
@@ -163,10 +165,13 @@ def heatmap_fn_from_model(model: nn.Module, person_set, input_hw: Sequence[int],
 
 
 def heatmap_fn_from_checkpoint(checkpoint, person_set, input_hw: Sequence[int], *, flip_test: bool = False,
-                               map_location="cpu") -> Callable[[int], np.ndarray]:
+                               map_location="cpu", device="cpu") -> Callable[[int], np.ndarray]:
     """`heatmap_fn_from_model` of the model a trainer checkpoint stores (rebuilt from its spec,
-    `checkpoints.load_checkpoint`); CheckpointError if the file is missing or unreadable."""
+    `checkpoints.load_checkpoint`), run on `device` ("cpu" | "cuda" | "cuda:N" | "auto",
+    `machine.resolve_device`); CheckpointError if the file is missing or unreadable."""
+    from posenas_core.machine import resolve_device
     from posenas_core.train.checkpoints import load_checkpoint
 
+    dev = resolve_device(device)                    # ConfigError before the file is read
     model, _ = load_checkpoint(Path(checkpoint), map_location=map_location)
-    return heatmap_fn_from_model(model, person_set, input_hw, flip_test=flip_test)
+    return heatmap_fn_from_model(model.to(dev), person_set, input_hw, flip_test=flip_test)

@@ -259,6 +259,9 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
     check_batch_size(config.batch_size, ranks)
     n = len(train_set)
     bs = config.batch_size
+    if ranks.distributed and not config.drop_last and n % bs:
+        raise ConfigError(f"under DDP the last batch must split over the {ranks.world} ranks too: use drop_last=True, "
+                          f"or a training set whose size ({n}) is a multiple of batch_size {bs}")
     spe = n // bs if config.drop_last else math.ceil(n / bs)
     if spe == 0:
         raise ConfigError(f"the training set has {n} samples, fewer than TrainConfig.batch_size={bs} "
@@ -481,5 +484,8 @@ def train(spec: Spec, train_set, run_dir: str | Path, config: TrainConfig | None
                 break
     finally:
         bar.close()
+    if ranks.distributed:          # BN statistics are per rank: every rank ends with rank 0's (the saved ones)
+        for b in model.buffers():
+            torch.distributed.broadcast(b, 0)
     return TrainResult(model, run_dir, epoch, step_in_epoch, step, total_steps, stop_reason, best, last_val,
                        last_loss, time.perf_counter() - t_call, elapsed())

@@ -14,19 +14,21 @@ __all__ = ["validation_loss"]
 def validation_loss(model: nn.Module, dataset, batch_size: int = 32, channels_last: bool = False) -> float:
     """Masked heatmap MSE over a whole dataset: sum_items sum((pred - target)^2 * w) / (N * K * h * w), i.e.
     `steps.heatmap_mse` of one batch holding every item (accumulated in float64). Eval mode, no grad; the
-    model's training flag is restored. ConfigError for an empty dataset."""
+    model's training flag is restored; batches go to the device of the model's weights. ConfigError for an empty
+    dataset."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     try:
         with torch.no_grad():
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
-                images = batch["image"]                                  # (B, 3, H, W)
+                images = batch["image"].to(device)                       # (B, 3, H, W)
                 if channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 pred = model(images).float()                             # (B, K, h, w)
-                diff = pred - batch["target"].float()
-                w = batch["target_weight"].float()[:, :, None, None]     # (B, K, 1, 1)
+                diff = pred - batch["target"].to(device).float()
+                w = batch["target_weight"].to(device).float()[:, :, None, None]   # (B, K, 1, 1)
                 total += float((diff * diff * w).double().sum())
                 count += diff.numel()
     finally:

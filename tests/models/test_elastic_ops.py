@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from posenas_core.errors import ConfigError
-from posenas_core.ops import (ElasticBatchNorm2d, ElasticConv2d, ElasticConvTranspose2d, ElasticSqueezeExcite,
-                              SqueezeExcite)
+from posenas_core.ops import (GATES, ConvBN, ElasticBatchNorm2d, ElasticConv2d, ElasticConvBN, ElasticConvTranspose2d,
+                              ElasticSqueezeExcite, MmcvHSigmoid, SqueezeExcite)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SEEDS = range(24)
@@ -191,3 +191,63 @@ def test_se_choices_equal_their_static_twin():
 def test_errors_name_the_value_and_what_is_allowed(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_min_groups_stores_only_the_columns_the_fewest_groups_need(transposed):
+    torch.manual_seed(5)
+    cls, kernel, kernels = (ElasticConvTranspose2d, 4, [2, 4]) if transposed else (ElasticConv2d, 5, [1, 3, 5])
+    op = cls(12, 16, kernel, bias=True, min_groups=4).eval()
+    assert op.weight.shape == ((12, 4, 4, 4) if transposed else (16, 3, 5, 5))
+    assert _n_params(op) == op.weight.numel() + 16 and "min_groups=4" in repr(op)
+    choices = [(12, 16, kernel, 4), (12, 12, kernel, 12)]
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        cin, cout = int(rng.choice([4, 8, 12])), int(rng.choice([4, 8, 12, 16]))
+        groups = int(rng.choice([g for g in _divisors(np.gcd(cin, cout)) if g >= 4]))
+        choices.append((cin, cout, int(rng.choice(kernels)), groups))
+    for i, (cin, cout, k, g) in enumerate(choices):
+        x = _x(30 + i, cin, size=5)
+        w, _ = op.sub_weights(cin, cout, k, g)
+        c = (kernel - k) // 2
+        first = (cin, cout // g) if transposed else (cout, cin // g)
+        assert torch.equal(w, op.weight.detach()[:first[0], :first[1], c:c + k, c:c + k])
+        assert _max_diff(op(x, cout, k, g), op.static(cin, cout, k, g)(x)) < 1e-5, (cin, cout, k, g)
+    with pytest.raises(ConfigError, match=r"groups 2 is not allowed; the weight is stored for groups >= 4"):
+        op(_x(0, 12, size=5), 16, kernel, 2)
+    with pytest.raises(ConfigError, match=r"min_groups 0 is not allowed; choose 1\.\.(12|16)"):
+        cls(12, 16, kernel, min_groups=0)
+
+
+def test_conv_bn_choices_equal_their_static_conv_bn():
+    torch.manual_seed(6)
+    op = ElasticConvBN(12, 16, 5, stride=2, act="relu", min_groups=2)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean"):
+            getattr(op.bn, name).uniform_(-0.5, 0.5)
+        op.bn.running_var.uniform_(0.5, 2)
+    op.eval()
+    for i, (cin, cout, k, g) in enumerate([(12, 16, 5, 2), (6, 8, 3, 2), (4, 12, 1, 4), (12, 4, 5, 4)]):
+        twin = op.static(cin, cout, k, g)
+        ref = ConvBN(cin, cout, k, 2, g, act="relu")
+        assert type(twin) is ConvBN and not twin.training and isinstance(twin.act, nn.ReLU)
+        shapes = {key: v.shape for key, v in ref.state_dict().items()}
+        assert {key: v.shape for key, v in twin.state_dict().items()} == shapes
+        x = _x(40 + i, cin)
+        y = op(x, cout, k, g)
+        assert y.shape == (2, cout, 5, 5) and (y >= 0).all() and _max_diff(y, twin(x)) < 1e-5
+    assert set(op.state_dict()) == {"conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+                                    "bn.num_batches_tracked"}
+
+
+def test_mmcv_hsigmoid_gate_in_the_elastic_se():
+    assert GATES["mmcv_hsigmoid"] is MmcvHSigmoid
+    x = torch.tensor([-3.0, -1.0, 0.0, 0.5, 1.0, 3.0])
+    assert torch.equal(MmcvHSigmoid()(x), torch.tensor([0.0, 0.0, 0.5, 0.75, 1.0, 1.0]))
+    torch.manual_seed(7)
+    se = ElasticSqueezeExcite(48, divisor=1, gate="mmcv_hsigmoid").eval()
+    for i, c in enumerate([48, 20, 7]):
+        twin = se.static(c)
+        assert isinstance(twin.gate, MmcvHSigmoid) and twin.reduce.out_channels == round(c / 4)
+        x = _x(50 + i, c, size=5)
+        assert _max_diff(se(x), twin(x)) < 1e-5

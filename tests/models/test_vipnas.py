@@ -7,7 +7,8 @@ from posenas_core.errors import SpecError
 from posenas_core.eval.profiler import count_macs, count_params
 from posenas_core.genotype import spec_from_json
 from posenas_core.models.registry import PRESETS, build_model, load_spec
-from posenas_core.models.vipnas import ContextBlock, MmcvHSigmoid, gc_planes
+from posenas_core.models.vipnas import ContextBlock, gc_planes
+from posenas_core.ops import MmcvHSigmoid
 from posenas_core.spaces.vipnas import MbStage, ResStage, ViPNASMbv3Spec, ViPNASResSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
