@@ -15,7 +15,7 @@ all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[fast,lab,test,search]"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[fast,lab,test,search,deploy]"
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

@@ -14,7 +14,8 @@ Every edit re-validates: an invalid genotype (e.g. two stride-2 modules among 5-
 the validation area and keeps the last valid spec (`.valid` is False until the edit is undone). The stats
 line is `posenas_core.eval.profiler.spec_stats` (params, with BN statistics, MACs; a model on the meta
 device: no weights, the global RNG untouched); "measure latency" times `profiler.timing_model` with
-`measure_latency` (batch 1, 1 thread) in a background thread. The diagram
+`measure_latency` (batch 1, 1 thread, runtime `latency_runtime`: eager, ort, compiled or auto) in a
+background thread. The diagram
 (`lab.evo_figures.network_diagram`) shows stem, modules 1-7 and head, and below them every MBConv block
 (`lab.evo_pictures.block_traces`); it fills the output's width (`lab._util.fit_width`).
 
@@ -82,7 +83,7 @@ class GenotypeEditor(DisplayMixin):
     `.validation` (HTML: the SpecError text of an invalid edit, or a load error); `.stats` (HTML) and
     `.stats_dict` ({"params", "params_with_bn_stats", "macs", "input_hw", "network_stride",
     "output_stride", "heatmap_hw"} of the current valid spec); `.latency` (the last measurement:
-    {"latency_ms", "iqr_ms", "runs", "spec", "input_hw"} or None), `.latency_button`, `.latency_task`
+    {"latency_ms", "iqr_ms", "runs", "runtime", "spec", "input_hw"} or None), `.latency_button`, `.latency_task`
     (BackgroundTask); `.diagram` (go.FigureWidget), `.net_df` (its `network_frame`); `.json_text`
     (Textarea), `.load_button`, `.to_json_button`; `.path_text`, `.save_button`, `.load_file_button`;
     `.notebook_button`, `.notebook_text`, `.notebook_hint` (HTML), `.notebook_command` (the
@@ -91,8 +92,10 @@ class GenotypeEditor(DisplayMixin):
     """
 
     def __init__(self, spec: EvoPoseSpec | str | None = None, *, input_hw: Sequence[int] | None = None,
-                 latency_min_run_time: float = 1.0, latency_threads: int = 1, title: str = "GenotypeEditor"):
+                 latency_min_run_time: float = 1.0, latency_threads: int = 1, latency_runtime: str = "eager",
+                 title: str = "GenotypeEditor"):
         self.latency_min_run_time = float(latency_min_run_time)
+        self.latency_runtime = latency_runtime
         self.latency_threads = int(latency_threads)
         self.errors = ErrorArea()
         self._syncing = False
@@ -451,7 +454,8 @@ class GenotypeEditor(DisplayMixin):
         if stop.is_set():
             return {}
         report(1, 2, f"timing at {hw[0]}x{hw[1]}, {self.latency_threads} thread(s)")
-        lat = measure_latency(model, hw, threads=self.latency_threads, min_run_time=self.latency_min_run_time)
+        lat = measure_latency(model, hw, threads=self.latency_threads, min_run_time=self.latency_min_run_time,
+                              runtime=self.latency_runtime)
         report(2, 2, "done")
         self.latency = {**lat, "spec": spec, "input_hw": hw, "threads": self.latency_threads}
         return self.latency
@@ -470,5 +474,5 @@ class GenotypeEditor(DisplayMixin):
             return
         current = (lat["spec"], tuple(lat["input_hw"])) == (self._spec, self.input_hw)
         text = (f"<b>latency</b> {lat['latency_ms']:.2f} ms (IQR {lat['iqr_ms']:.2f}, {lat['runs']} runs, "
-                f"{lat['threads']} thread, batch 1, {lat['input_hw'][0]}x{lat['input_hw'][1]})")
+                f"{lat['threads']} thread, batch 1, {lat['input_hw'][0]}x{lat['input_hw'][1]}, {lat['runtime']})")
         self.latency_label.value = text if current else f"<span style='color:#888'>{text}: of an earlier spec</span>"

@@ -1,12 +1,16 @@
 """`posenas` command line.
 
     posenas data synth --out DIR --train N --val M [--videos V] [--seed S] [--difficulty easy|default|hard]
-    posenas profile MODEL [--input HxW] [--threads N] [--no-latency]
+    posenas profile MODEL [--input HxW] [--threads N] [--no-latency] [--runtime auto|eager|ort|compiled]
     posenas train --data DIR --model MODEL --out RUN [--input HxW] [--epochs E] [--minutes M] [--device D] ...
     posenas eval CHECKPOINT --data DIR [--split val] [--decode argmax|dark] [--no-flip] [--out FILE] [--device D]
+                 [--runtime auto|eager|ort|compiled]
     posenas demo --out DIR [--device D]
     posenas run NOTEBOOK -p NAME VALUE ... [-f params.yaml] --out DIR
     posenas batch SWEEP.yaml [--workers N]
+    posenas export MODEL_OR_CHECKPOINT_OR_RUN --format onnx --input HxW --out FILE [--opset N] [--no-check]
+    posenas evolve run ... | resume RUN
+    posenas supernet train --space vipnas-res50|vipnas-mbv3 --data DIR --out RUN ... | resume RUN | extract RUN ...
 
 MODEL is a preset name (`posenas profile --list`) or a spec JSON file. Errors in the input
 (unknown option, bad value, missing file) print one line naming what was wrong and exit 2. A notebook
@@ -93,6 +97,15 @@ def _add_device(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"where to {what}: cpu (default), cuda, cuda:N, or auto (CUDA when present)")
 
 
+RUNTIME_CHOICES = ("auto", "eager", "ort", "compiled")   # = deploy.runtimes.RUNTIME_CHOICES (no torch import here)
+
+
+def _add_runtime(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--runtime", choices=RUNTIME_CHOICES, default="eager",
+                   help=f"how to {what}: eager PyTorch (default), ort (ONNX Runtime), compiled (torch.compile, "
+                        f"bf16 where native and faster), or auto (the fastest that matches eager here)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posenas", description="PoseNAS Lab: NAS for human pose estimation")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -118,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=_pos_int, default=1, help="torch threads for the latency (default 1)")
     pr.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     pr.add_argument("--min-run-time", type=_pos_float, default=1.0, help="seconds of timed runs (default 1)")
+    _add_runtime(pr, "time the network")
     pr.add_argument("--list", action="store_true", help="list the preset names and exit")
 
     t = sub.add_parser("train", help="train a pose network on a COCO-format dataset (e.g. SynthPose)")
@@ -155,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-flip", action="store_true", help="no horizontal flip test")
     e.add_argument("--out", type=Path, help="also write the metrics JSON here")
     _add_device(e, "run the network")
+    _add_runtime(e, "run the network")
 
     r = sub.add_parser("run", help="run a parameterized notebook with papermill")
     r.add_argument("notebook", type=Path, help="a notebook with a cell tagged 'parameters'")
@@ -178,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     from posenas_core.train.supernet_cli import add_supernet_parser
 
     add_supernet_parser(sub, {"hw": parse_hw, "pos_int": _pos_int, "nonneg_int": _nonneg_int, "pos_float": _pos_float})
+
+    from posenas_core.deploy.export_cli import add_export_parser
+
+    add_export_parser(sub)
 
     m = sub.add_parser("demo", help="generate SynthPose, train the baseline briefly, evaluate, write metrics")
     m.add_argument("--out", type=Path, default=Path("reports/demo"), help="output directory (default reports/demo)")
@@ -218,7 +237,8 @@ def _cmd_profile(a) -> dict:
     spec = load_spec(a.model)
     hw = a.input or (PRESETS[a.model].input_size_hw if a.model in PRESETS else (256, 192))
     model = build_model(spec)
-    out = profile_model(model, hw, threads=a.threads, latency=not a.no_latency, min_run_time=a.min_run_time)
+    out = profile_model(model, hw, threads=a.threads, latency=not a.no_latency, min_run_time=a.min_run_time,
+                        runtime=a.runtime)
     return {"model": a.model, **out}
 
 
@@ -241,7 +261,7 @@ def _cmd_eval(a) -> dict:
 
     return pipeline.evaluate_checkpoint(
         a.checkpoint, data_dir=a.data, split=a.split, decode=a.decode, flip_test=not a.no_flip, out=a.out,
-        device=a.device,
+        device=a.device, runtime=a.runtime,
     )
 
 
@@ -321,13 +341,19 @@ def _cmd_supernet(a) -> dict:
     return cmd_supernet(a)
 
 
+def _cmd_export(a) -> dict:
+    from posenas_core.deploy.export_cli import cmd_export
+
+    return cmd_export(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)  # unknown option / bad value: argparse prints the error and exits 2
     handler = {
         "data": _cmd_synth, "profile": _cmd_profile, "train": _cmd_train, "eval": _cmd_eval, "demo": _cmd_demo,
         "run": _cmd_run, "batch": _cmd_batch, "evolve": _cmd_evolve,
-        "supernet": _cmd_supernet,
+        "supernet": _cmd_supernet, "export": _cmd_export,
     }[a.command]
     try:
         result = handler(a)

@@ -101,10 +101,12 @@ def make_dataset(person_set, input_hw, *, train: bool, stride: int, seed: int = 
                           seed=seed, aug=aug)
 
 
-def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True,
-                   batch_size: int = 64, progress: bool = False, sigma: float | None = None, device="cpu") -> dict:
+def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True, batch_size: int = 64,
+                   progress: bool = False, sigma: float | None = None, device="cpu", runtime: str = "eager") -> dict:
     """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`,
-    run in fp32 on `device` (the model is moved there in place, as `nn.Module.to` does)."""
+    run in fp32 on `device` (the model is moved there in place, as `nn.Module.to` does), through `runtime`
+    (`deploy.runtimes.runner_for`: eager, ort, compiled, auto; "runtime" and its notes join the metrics)."""
+    from posenas_core.deploy.runtimes import runner_for
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
     from posenas_core.train.predict import output_stride_of, predict
@@ -112,8 +114,9 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     model = model.to(resolve_device(device))
     ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
                       stride=output_stride_of(model))
-    results, kps = predict(model, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
-    out = {"coco": evaluate_keypoints(person_set.coco, results)}
+    net, rt = runner_for(model, runtime, input_hw)
+    results, kps = predict(net, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
+    out = {"coco": evaluate_keypoints(person_set.coco, results), **rt}
     out["per_joint_ap"] = per_joint_ap(person_set.coco, results)
     gt = np.stack([r.keypoints for r in person_set.records])
     boxes = np.stack([r.bbox for r in person_set.records])
@@ -281,8 +284,8 @@ def run_info(checkpoint: str | Path) -> dict:
     return {}
 
 
-def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str = "argmax",
-                        flip_test: bool = True, input_hw=None, out=None, device="cpu") -> dict:
+def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str = "argmax", flip_test: bool = True,
+                        input_hw=None, out=None, device="cpu", runtime: str = "eager") -> dict:
     """`evaluate_model` of a trainer checkpoint (loaded on the CPU, then moved to `device`) on DIR's `split`;
     the input size and sigma come from the run's pipeline.json unless `input_hw` is given. `out`: also
     write the metrics JSON there."""
@@ -299,7 +302,7 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
         raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
     person_set = load_split(data_dir, split, train=False)
     metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test,
-                             sigma=info.get("sigma"), device=device)
+                             sigma=info.get("sigma"), device=device, runtime=runtime)
     metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))
     if out is not None:
         atomic_write_json(out, metrics)
@@ -307,9 +310,10 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
 
 
 def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argmax", flip_test: bool = True,
-                       device="cpu") -> np.ndarray:
+                       device="cpu", runtime: str = "eager") -> np.ndarray:
     """(N, K, 3) predicted keypoints (x, y, score in image pixels) of `checkpoint` for `person_set.records`,
-    run on `device` (NumPy on the CPU either way)."""
+    run on `device` through `runtime` (as `evaluate_model`; NumPy on the CPU either way)."""
+    from posenas_core.deploy.runtimes import runner_for
     from posenas_core.train.checkpoints import load_checkpoint
     from posenas_core.train.predict import output_stride_of, predict
 
@@ -317,7 +321,7 @@ def predict_checkpoint(checkpoint, person_set, *, input_hw, decode: str = "argma
     model = load_checkpoint(checkpoint)[0].to(dev)
     ds = make_dataset(person_set, input_hw, train=False, sigma=run_info(checkpoint).get("sigma"),
                       stride=output_stride_of(model))
-    _, kps = predict(model, ds, flip_test=flip_test, decode=decode)
+    _, kps = predict(runner_for(model, runtime, input_hw)[0], ds, flip_test=flip_test, decode=decode)
     return kps
 
 

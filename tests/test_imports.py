@@ -53,9 +53,9 @@ def test_no_torchvision_anywhere():
 
 # --- The public API: every module names its exports; lab/, benchmarks/ and notebooks/ use only those ---
 
-CORE_PACKAGES = ("posenas_core", "posenas_core.data", "posenas_core.data.synthpose", "posenas_core.eval",
-                 "posenas_core.models", "posenas_core.ops", "posenas_core.runs", "posenas_core.search",
-                 "posenas_core.spaces", "posenas_core.train")
+CORE_PACKAGES = ("posenas_core", "posenas_core.data", "posenas_core.data.synthpose", "posenas_core.deploy",
+                 "posenas_core.eval", "posenas_core.models", "posenas_core.ops", "posenas_core.runs",
+                 "posenas_core.search", "posenas_core.spaces", "posenas_core.train")
 
 
 def _defines_all(tree: ast.Module) -> bool:

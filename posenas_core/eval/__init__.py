@@ -1,7 +1,8 @@
 """posenas_core.eval: COCO OKS AP / AR, PoseTrack-style per-joint AP, PCK, and the model profiler.
 
 Stands alone: imports only torch, numpy, OpenCV, pycocotools / faster-coco-eval and
-posenas_core.{errors, data.keypoints}. Names are imported from their module on first use.
+posenas_core.{errors, data.keypoints}; the profiler's latency on a runtime other than eager imports
+posenas_core.deploy.runtimes inside the call. Names are imported from their module on first use.
 """
 
 from posenas_core._lazy import lazy_exports

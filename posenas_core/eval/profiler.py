@@ -108,8 +108,11 @@ def count_macs(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), batc
 
 
 def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), threads: int = 1,
-                    min_run_time: float = 1.0, warmup: int = 3, in_channels: int = 3) -> dict:
-    """Batch-1 CPU latency: {"latency_ms": median, "iqr_ms", "runs": timed forward calls}."""
+                    min_run_time: float = 1.0, warmup: int = 3, in_channels: int = 3, runtime: str = "eager") -> dict:
+    """Batch-1 CPU latency: {"latency_ms": median, "iqr_ms", "runs": timed forward calls, "runtime"}.
+
+    `runtime` ("eager", "ort", "compiled", "auto": `deploy.runtimes`) times the model's runner instead, built
+    first (export / compile and a parity check, not timed); "auto" also gives "runtime_choice"."""
     h, w = _check_hw(input_size_hw)
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
@@ -117,6 +120,11 @@ def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192),
         raise ConfigError(f"min_run_time must be > 0 seconds, got {min_run_time}")
     if warmup < 0:
         raise ConfigError(f"warmup must be >= 0, got {warmup}")
+    info = {"runtime": "eager"}
+    if runtime != "eager":
+        from posenas_core.deploy.runtimes import runner_for
+
+        model, info = runner_for(model, runtime, (h, w), threads=threads)
     x = _example_input(model, h, w, 1, in_channels)
     with _eval_mode(model), _num_threads(threads):
         for _ in range(warmup):
@@ -124,23 +132,26 @@ def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192),
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
         m = timer.blocked_autorange(min_run_time=min_run_time)
     return {"latency_ms": float(m.median * 1e3), "iqr_ms": float(m.iqr * 1e3),
-            "runs": int(len(m.times) * m.number_per_run)}
+            "runs": int(len(m.times) * m.number_per_run), **info}
 
 
 def profile_model(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), threads: int = 1,
-                  latency: bool = True, min_run_time: float = 1.0, in_channels: int = 3) -> dict:
+                  latency: bool = True, min_run_time: float = 1.0, in_channels: int = 3, runtime: str = "eager") -> dict:
     """Params, MACs and (optionally) latency of a model at one input size.
 
     Returns a JSON-ready dict: params, params_with_bn_stats, macs, gmacs, latency_ms, latency_iqr_ms
-    (None when latency=False), input "HxW", input_hw [H, W], threads, macs_convention.
+    (None when latency=False), runtime (the one timed, `measure_latency`: "auto" adds runtime_choice, compiled
+    bf16; None when latency=False), input "HxW", input_hw [H, W], threads, macs_convention.
     """
     h, w = _check_hw(input_size_hw)
     out: dict = dict(count_params(model))
     macs = count_macs(model, (h, w), in_channels=in_channels)
-    out.update(macs=macs, gmacs=macs / 1e9, latency_ms=None, latency_iqr_ms=None)
+    out.update(macs=macs, gmacs=macs / 1e9, latency_ms=None, latency_iqr_ms=None, runtime=None)
     if latency:
-        lat = measure_latency(model, (h, w), threads=threads, min_run_time=min_run_time, in_channels=in_channels)
-        out.update(latency_ms=lat["latency_ms"], latency_iqr_ms=lat["iqr_ms"])
+        lat = measure_latency(model, (h, w), threads=threads, min_run_time=min_run_time, in_channels=in_channels,
+                              runtime=runtime)
+        out.update(latency_ms=lat.pop("latency_ms"), latency_iqr_ms=lat.pop("iqr_ms"))
+        out.update({k: v for k, v in lat.items() if k.startswith("runtime") or k == "bf16"})
     out.update(input=f"{h}x{w}", input_hw=[h, w], threads=int(threads), macs_convention=MACS_CONVENTION)
     return out
 

@@ -196,6 +196,12 @@ def load_spec(name_or_path: str | Path) -> Spec:
             raise SpecError(f"spec string is not valid JSON: {e}") from None
         return spec_from_dict(d)
     path = Path(text)
+    if path.is_file() and (path.suffix.lower() in (".onnx", ".pt", ".pth") or b"\0" in path.read_bytes()[:1024]):
+        what = {".onnx": "an ONNX file", ".pt": "a torch file", ".pth": "a torch file"}.get(path.suffix.lower(),
+                                                                                             "a binary file")
+        raise SpecError(f"{path} is {what}, not a spec: a model is named by a preset or a spec JSON file "
+                        f"(an exported ONNX file keeps its spec inside: posenas_core.deploy.onnx_spec reads it; "
+                        f"a checkpoint's spec is read by posenas_core.train.load_checkpoint)")
     if path.is_file():
         try:
             d = json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,393 @@
+"""Runtimes: run a pose network eager, through ONNX Runtime or torch.compile; "auto" = the fastest that passes
+parity on this machine.
+
+    runner = make_runner(model, "ort", (256, 192), threads=1)   # an nn.Module: runner(x (B,3,H,W)) -> heatmaps
+    pick = choose_runtime(model, (256, 192))                    # {"runtime", "latency_ms", "parity", "rejected", ...}
+    runtime_available("compiled")                               # None, or why it cannot run here
+
+A runner has no parameters; its forward takes (B, 3, H, W) float32 and returns float32 heatmaps (B, K, H/s, W/s),
+both on the CPU, so `train.predict.predict` runs it unchanged. It keeps `spec`, `output_stride`, `runtime`,
+`bf16`, `parity` (max |runner - eager fp32| on a seeded batch) and is a snapshot of the weights when built.
+
+- eager: the model itself (fp32, NCHW): the baseline.
+- ort: the model exported (`onnx_export.export_onnx`) into $POSENAS_CACHE_DIR/onnx (default ~/.cache/posenas),
+  named by a hash of spec, weights and input size; an ONNX Runtime session with `threads` intra-op threads.
+  Only the exported input size is accepted.
+- compiled: `torch.compile` (inductor, frozen weights) of an eval-mode channels_last copy, run under no_grad;
+  compiled on its first call (in `make_runner`, under `threads` torch threads), again once for a new batch
+  size. Each BatchNorm right after a ConvTranspose2d is folded into it first (torch 2.13's frozen folding
+  scales the wrong axis of a transposed conv with as many inputs as outputs). bf16="auto": bf16 autocast only
+  where the CPU has native bf16 (`machine.cpu_info`), it passes the bf16 parity and it times faster than fp32.
+
+Parity: fp32 runtimes within PARITY_ATOL (1e-4) absolute of eager fp32; bf16 within BF16_RTOL (2%) of the peak
+|value| of the eager heatmaps (bf16 rounds to 8 mantissa bits, ~0.4% per operation). A runtime that fails
+parity is an error (`make_runner`) or rejected (`choose_runtime`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import os
+import shutil
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posenas_core.errors import ConfigError
+
+__all__ = ["RUNTIMES", "RUNTIME_CHOICES", "BF16_RTOL", "runtime_available", "make_runner", "choose_runtime",
+           "runner_for", "onnx_cache_dir"]
+
+RUNTIMES = ("eager", "ort", "compiled")
+RUNTIME_CHOICES = ("auto", *RUNTIMES)
+BF16_RTOL = 0.02            # bf16 parity: max abs difference <= 2% of the eager heatmaps' peak |value|
+PARITY_BATCH = 1            # the parity batch: batch 1, as the latency, so a compiled graph is built once
+RUNNER_CACHE = 4            # built runners kept per process (a compiled one costs seconds to a minute to build)
+_RUNNERS: OrderedDict = OrderedDict()
+_CHOICES: dict = {}         # choose_runtime's reports in this process, by (model key, input_hw, threads, ...)
+_BF16: dict = {}            # the compiled runtime's measured bf16 decisions, by the same keys
+
+
+def _check_name(runtime, allowed=RUNTIME_CHOICES) -> str:
+    if runtime not in allowed:
+        raise ConfigError(f"runtime {runtime!r} is unknown; choose one of {list(allowed)}")
+    return runtime
+
+
+def runtime_available(name: str) -> str | None:
+    """None when runtime `name` can run here, else the reason it cannot (a package or a compiler missing)."""
+    _check_name(name, RUNTIMES)
+    if name == "ort":
+        missing = [p for p in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(p) is None]
+        if missing:
+            return (f"{', '.join(missing)} not installed (ONNX export and ONNX Runtime need the deploy extra: "
+                    f"pip install -e '.[deploy]')")
+    if name == "compiled":
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            return "torch.compile does not support this Python version"
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+        except ImportError:                 # another torch layout: look for a compiler on the PATH
+            found = any(shutil.which(c) for c in (os.environ.get("CXX") or "g++", "c++", "clang++"))
+        else:
+            try:
+                found = bool(get_cpp_compiler())
+            except Exception:               # inductor's InvalidCxxCompiler
+                found = False
+        if not found:
+            return "torch.compile needs a C++ compiler (g++ or clang++; set CXX) and none was found"
+    return None
+
+
+def onnx_cache_dir() -> Path:
+    """Where the ort runtime keeps its exports: $POSENAS_CACHE_DIR/onnx, else ~/.cache/posenas/onnx."""
+    root = os.environ.get("POSENAS_CACHE_DIR") or Path.home() / ".cache" / "posenas"
+    return Path(root) / "onnx"
+
+
+def _model_key(model: nn.Module) -> str:
+    """sha256 of the model's spec (or class) and every state-dict tensor (name, dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    spec = getattr(model, "spec", None)
+    h.update((spec.to_json() if spec is not None else type(model).__qualname__).encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _output_stride(model: nn.Module):
+    for obj in (model, getattr(model, "spec", None)):
+        s = getattr(obj, "output_stride", None)
+        if isinstance(s, int) and not isinstance(s, bool):
+            return s
+    return None
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _eager_out(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`model(x)` in eval mode, fp32, no grad; each module's training flag restored."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x).float()
+    finally:
+        for m, t in flags:
+            m.training = t
+
+
+class Runner(nn.Module):
+    """A network behind a runtime: no parameters; forward (B, 3, H, W) float32 -> (B, K, h, w) float32 (CPU)."""
+
+    def __init__(self, model: nn.Module, runtime: str, input_hw):
+        super().__init__()
+        self.runtime, self.input_hw = runtime, tuple(int(v) for v in input_hw)
+        self.spec, self.output_stride = getattr(model, "spec", None), _output_stride(model)
+        self.parity: float | None = None        # max |runner - eager fp32| on the parity batch
+        self.bf16 = False
+
+    def extra_repr(self) -> str:
+        return f"runtime={self.runtime!r}, input_hw={self.input_hw}, bf16={self.bf16}"
+
+
+class OrtRunner(Runner):
+    """ONNX Runtime over the model's export (fixed H x W, dynamic batch)."""
+
+    def __init__(self, model: nn.Module, input_hw, threads: int):
+        super().__init__(model, "ort", input_hw)
+        from posenas_core.deploy.onnx_export import export_onnx, ort_session
+
+        h, w = self.input_hw
+        path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}.onnx"
+        if not path.is_file():          # export_onnx writes atomically: a present file is complete
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export_onnx(model, path, (h, w))
+        self.path = path
+        self._session = ort_session(path, threads=int(threads))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.input_hw:
+            raise ConfigError(f"this ort runner was exported at {self.input_hw[0]}x{self.input_hw[1]}; got an input "
+                              f"of {x.shape[-2]}x{x.shape[-1]}: make a runner for that size")
+        images = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self._session.run(["heatmaps"], {"images": images})[0])
+
+
+def _fold_deconv_bn(model: nn.Module) -> None:
+    """Fold each BatchNorm2d that directly follows a ConvTranspose2d in an nn.Sequential into the deconv (in
+    place; the BN becomes Identity). Transposed weights are (in, out / groups, k, k): scale along axis 1 per group."""
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if not (isinstance(conv, nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d)
+                    and bn.running_var is not None):
+                continue
+            with torch.no_grad():
+                s = torch.rsqrt(bn.running_var + bn.eps)
+                s = s * bn.weight if bn.affine else s
+                shift = (bn.bias if bn.affine else 0.0) - bn.running_mean * s
+                g, (cin, cout_g) = conv.groups, conv.weight.shape[:2]
+                conv.weight.mul_(s.view(g, 1, cout_g).expand(g, cin // g, cout_g).reshape(cin, cout_g, 1, 1))
+                bias = shift if conv.bias is None else conv.bias * s + shift
+                conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+            seq._modules[b] = nn.Identity()
+
+
+class CompiledRunner(Runner):
+    """torch.compile (inductor, freezing) of an eval-mode, channels_last copy; bf16 autocast when `bf16`."""
+
+    def __init__(self, model: nn.Module, input_hw, bf16: bool = False, compiled: tuple | None = None):
+        super().__init__(model, "compiled", input_hw)
+        if compiled is None:
+            net = copy.deepcopy(model).eval().requires_grad_(False)
+            _fold_deconv_bn(net)
+            compiled = (torch.compile(net.to(memory_format=torch.channels_last), options={"freezing": True}),)
+        self._compiled = compiled            # a tuple: no submodule, so no parameters
+        self.bf16 = bool(bf16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().to("cpu", torch.float32).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self._compiled[0](x).float()
+
+
+def _parity(model: nn.Module, runner: nn.Module, input_hw, seed: int = 0) -> tuple[float, float]:
+    """(max |runner - eager fp32|, peak |eager|) on a seeded random batch of PARITY_BATCH at `input_hw`."""
+    x = torch.randn(PARITY_BATCH, 3, *input_hw, generator=torch.Generator().manual_seed(seed))
+    want = _eager_out(model, x)
+    with torch.no_grad():
+        got = runner(x).float()
+    if got.shape != want.shape:
+        return float("inf"), float(want.abs().max())
+    return float((got - want).abs().max()), float(want.abs().max())
+
+
+def _passes(diff: float, peak: float, bf16: bool) -> bool:
+    from posenas_core.deploy.onnx_export import PARITY_ATOL
+
+    return diff <= (BF16_RTOL * peak if bf16 else PARITY_ATOL)
+
+
+def _tolerance_text(bf16: bool) -> str:
+    from posenas_core.deploy.onnx_export import PARITY_ATOL
+
+    return f"{BF16_RTOL:.0%} of the heatmap peak (bf16)" if bf16 else f"{PARITY_ATOL:g} absolute (fp32)"
+
+
+def _latency(runner: nn.Module, input_hw, threads: int, min_run_time: float) -> float:
+    from posenas_core.eval.profiler import measure_latency
+
+    return measure_latency(runner, input_hw, threads=threads, min_run_time=min_run_time, warmup=2)["latency_ms"]
+
+
+def _check_cpu(model: nn.Module, runtime: str) -> None:
+    p = next(iter(model.parameters()), None)
+    if runtime in ("ort", "compiled") and p is not None and p.device.type != "cpu":
+        raise ConfigError(f"runtime {runtime!r} asked for a model on {p.device}: runtimes ort/compiled are CPU "
+                          f"paths; on CUDA use eager")
+
+
+def _compiled(model, hw, threads, bf16, min_run_time) -> CompiledRunner:
+    """The compiled runner; bf16 "auto" on a native-bf16 CPU: bf16 if it passes parity and times faster than fp32
+    (measured once per model, input size and threads in this process; `runner.bf16_choice` says what was seen)."""
+    from posenas_core.machine import cpu_info
+
+    native = bool(cpu_info()["native_bf16"])
+    key = (_model_key(model), hw, threads)
+    if bf16 != "auto" or not native or key in _BF16:
+        use = _BF16[key]["bf16"] if bf16 == "auto" and key in _BF16 else bf16 is True
+        runner = CompiledRunner(model, hw, bf16=use)
+        runner.bf16_choice = _BF16.get(key, {"bf16": use, "native_bf16": native, "measured": False})
+        return runner
+    fp32 = CompiledRunner(model, hw, bf16=False)
+    half = CompiledRunner(model, hw, bf16=True, compiled=fp32._compiled)   # one compiled module, two graphs
+    diff, peak = _parity(model, half, hw)
+    ms = {"fp32": _latency(fp32, hw, threads, min_run_time),
+          "bf16": _latency(half, hw, threads, min_run_time) if _passes(diff, peak, True) else None}
+    use = ms["bf16"] is not None and ms["bf16"] < ms["fp32"]
+    _BF16[key] = {"bf16": use, "native_bf16": True, "measured": True, "latency_ms": ms,
+                  "bf16_diff_of_peak": diff / max(peak, 1e-12)}
+    runner = half if use else fp32
+    runner.bf16_choice = _BF16[key]
+    return runner
+
+
+def _build(model, runtime, hw, threads, bf16, min_run_time=0.3) -> Runner:
+    """A runner of a CPU runtime, run once: `.parity` (max abs difference) and `.parity_ok` set. The last
+    RUNNER_CACHE runners built in this process are reused for the same weights, runtime, size, threads and bf16."""
+    key = (_model_key(model), runtime, hw, threads, bf16)
+    if key in _RUNNERS:
+        _RUNNERS.move_to_end(key)
+        return _RUNNERS[key]
+    runner = OrtRunner(model, hw, threads) if runtime == "ort" else _compiled(model, hw, threads, bf16, min_run_time)
+    diff, peak = _parity(model, runner, hw)
+    runner.parity, runner.parity_ok = diff, _passes(diff, peak, runner.bf16)
+    _RUNNERS[key] = runner
+    while len(_RUNNERS) > RUNNER_CACHE:
+        _RUNNERS.popitem(last=False)
+    return runner
+
+
+def choose_runtime(model: nn.Module, input_hw, *, threads: int = 1, candidates=RUNTIMES, bf16="auto",
+                   min_run_time: float = 0.3) -> dict:
+    """Build each available candidate, check its parity against eager fp32, time its batch-1 latency (median of
+    `min_run_time` s, `threads` threads) and return {"runtime": the fastest passing, "latency_ms": {name: ms},
+    "parity": {name: max abs diff}, "rejected": {name: reason}, "cpu": CPU model, "native_bf16", "bf16" (the
+    compiled runtime's), "input_hw", "threads"}. Cached in this process per (spec and weights, input_hw, threads)."""
+    report, _ = _choose(model, input_hw, threads, candidates, bf16, min_run_time)
+    return copy.deepcopy(report)
+
+
+def _choose(model, input_hw, threads, candidates, bf16, min_run_time):
+    from posenas_core.machine import cpu_info
+
+    hw = tuple(int(v) for v in input_hw)
+    candidates = tuple(_check_name(c, RUNTIMES) for c in candidates) or ("eager",)
+    key = (_model_key(model), hw, int(threads), candidates, bf16)
+    if key in _CHOICES:
+        return _CHOICES[key], {}
+    info = cpu_info()
+    report = {"runtime": None, "latency_ms": {}, "parity": {}, "rejected": {}, "cpu": info["model"],
+              "native_bf16": info["native_bf16"], "bf16": None, "input_hw": list(hw), "threads": int(threads)}
+    runners = {}
+    with _threads(threads):
+        for name in candidates:
+            reason = runtime_available(name)
+            if reason is None and name != "eager":
+                try:
+                    _check_cpu(model, name)
+                    r = _build(model, name, hw, threads, bf16, min_run_time)
+                except ConfigError as err:
+                    reason = str(err)
+                else:
+                    report["parity"][name] = r.parity
+                    reason = None if r.parity_ok else (f"parity {r.parity:.3g} above {_tolerance_text(r.bf16)}")
+                    report["bf16"] = r.bf16 if name == "compiled" else report["bf16"]
+            elif reason is None:
+                r = model
+                report["parity"][name] = 0.0
+            if reason is not None:
+                report["rejected"][name] = reason
+                continue
+            runners[name] = r
+            report["latency_ms"][name] = _latency(r, hw, threads, min_run_time)
+    if not runners:
+        raise ConfigError(f"no runtime of {list(candidates)} can run here: {report['rejected']}")
+    report["runtime"] = min(report["latency_ms"], key=report["latency_ms"].get)
+    _CHOICES[key] = report
+    return report, runners
+
+
+def make_runner(model: nn.Module, runtime: str, input_hw, *, threads: int = 1, bf16="auto",
+                fallback: bool = False) -> nn.Module:
+    """The runner of `model` under `runtime` ("auto", "eager", "ort", "compiled") at `input_hw` (H, W).
+
+    eager returns the model itself in eval mode. ort / compiled are built, run once and checked for parity
+    (ConfigError naming the difference and the tolerance when they fail); "auto" is `choose_runtime`'s pick
+    (its report in `runner.choice`). A runtime that is not available here: ConfigError naming why and the
+    available ones, or, with `fallback=True`, the eager model and a warning. ConfigError for an unknown
+    runtime, and for ort / compiled on a model whose weights are on a GPU."""
+    runner = runner_for(model, runtime, input_hw, threads=threads, bf16=bf16, fallback=fallback)[0]
+    return runner.eval() if runner is model else runner
+
+
+def runner_for(model: nn.Module, runtime: str, input_hw, *, threads: int | None = None, bf16="auto",
+               fallback: bool = False) -> tuple[nn.Module, dict]:
+    """(`make_runner`'s runner, info for a result dict: {"runtime": what runs, "runtime_warning" on a fallback,
+    "runtime_choice": choose_runtime's report for "auto", "bf16" for compiled}). threads None: torch's count.
+    Eager gives the model itself, its training flag untouched (`predict` and `measure_latency` set eval mode)."""
+    _check_name(runtime)
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    hw = tuple(int(v) for v in input_hw)
+    p = next(iter(model.parameters()), None)
+    if runtime == "auto" and p is not None and p.device.type != "cpu":
+        runtime = "eager"                                   # on a GPU, eager is the only runtime offered
+    _check_cpu(model, runtime)
+    info: dict = {"runtime": runtime}
+    if runtime == "auto":
+        report, runners = _choose(model, hw, threads, RUNTIMES, bf16, 0.3)
+        name = report["runtime"]
+        runner = runners[name] if name in runners else runner_for(model, name, hw, threads=threads, bf16=bf16)[0]
+        info.update(runtime=name, runtime_choice=copy.deepcopy(report))
+        if isinstance(runner, Runner):
+            runner.choice = info["runtime_choice"]
+    elif runtime != "eager" and (reason := runtime_available(runtime)) is not None:
+        ok = [r for r in RUNTIMES if runtime_available(r) is None]
+        if not fallback:
+            raise ConfigError(f"runtime {runtime!r} is not available here: {reason}; available: {ok}")
+        info.update(runtime="eager", runtime_warning=f"runtime {runtime!r} is not available ({reason}); ran eager")
+        warnings.warn(info["runtime_warning"], RuntimeWarning, stacklevel=2)
+        runner = model
+    elif runtime == "eager":
+        runner = model
+    else:
+        with _threads(threads):
+            runner = _build(model, runtime, hw, threads, bf16)
+        if not runner.parity_ok:
+            raise ConfigError(f"runtime {runtime!r} fails parity on this model: max |heatmap difference| "
+                              f"{runner.parity:.3g} above {_tolerance_text(runner.bf16)}; use eager")
+    if isinstance(runner, CompiledRunner):
+        info["bf16"] = runner.bf16
+    return runner, info
