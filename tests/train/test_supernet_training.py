@@ -175,3 +175,16 @@ def test_supernet_spec_refuses_other_spaces_and_max_archs():
         SupernetSpec(space="vipnas-res50", max_arch=RES.min().to_short())
     spec = SupernetSpec(space="vipnas-mbv3")
     assert spec.max_arch == get_space("vipnas-mbv3").max().to_short() and spec.output_stride == 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this torch sees none")
+def test_supernet_trains_on_cuda_with_autocast_and_resumes_on_the_cpu(tmp_path):
+    res = train_supernet("vipnas-res50", TinyPoseSet(), tmp_path / "gpu", cfg(epochs=1, device="cuda", bf16=True),
+                         num_random=1)
+    assert res.completed and next(res.model.parameters()).device.type == "cuda"
+    assert all(torch.isfinite(v).all() for v in res.model.state_dict().values() if v.is_floating_point())
+    ckpt = torch.load(tmp_path / "gpu/checkpoints/last.pt", weights_only=True, map_location="cpu")
+    net = build_model(SupernetSpec(space="vipnas-res50"))
+    net.load_state_dict(ckpt["model"])
+    sub = calibrate_subnet(net, RES.min(), calibration_batches(TinyPoseSet(n=4), num_batches=1, batch_size=4))
+    assert torch.isfinite(sub(torch.zeros(1, 3, *HW))).all()
