@@ -104,24 +104,12 @@ def add_fractions(rows: dict, peak: dict) -> None:
 
 
 def seeded_model(spec, seed: int = 0) -> nn.Module:
-    """`build_model(spec)` from a seeded generator, BN statistics and affines random, the last conv at unit gain:
-    heatmaps of order 1, far from constant (as tests/deploy/test_runtimes.py's `nontrivial`)."""
+    """`build_model(spec)` from a seeded generator, made non-trivial by `deploy.parity_model` (random BN
+    statistics and affines, the last conv at unit gain): heatmaps of order 1, far from constant."""
+    from posenas_core.deploy import parity_model
     from posenas_core.models import build_model
 
-    g = torch.Generator().manual_seed(seed)
-    model = build_model(spec, generator=g)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d) and m.running_var is not None:
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                    m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-        final = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]     # unit gain: heatmaps of order 1
-        final.weight.copy_(torch.randn(final.weight.shape, generator=g) / final.weight[0].numel() ** 0.5)
-    return model.eval()
+    return parity_model(build_model(spec, generator=torch.Generator().manual_seed(seed)), seed)
 
 
 def parity(model: nn.Module, runner: nn.Module, hw) -> dict:

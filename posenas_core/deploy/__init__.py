@@ -10,7 +10,7 @@ from posenas_core._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "sources": ("load_source",),
     "onnx_export": ("ONNX_FORMAT", "PARITY_ATOL", "export_onnx", "read_onnx_metadata", "onnx_spec", "ort_session",
-                    "onnx_parity", "check_exportable", "network_stride", "check_input_hw"),
+                    "onnx_parity", "parity_model", "check_exportable", "network_stride", "check_input_hw"),
     "runtimes": ("RUNTIMES", "RUNTIME_CHOICES", "BF16_RTOL", "runtime_available", "make_runner", "choose_runtime",
                  "runner_for", "onnx_cache_dir"),
 })

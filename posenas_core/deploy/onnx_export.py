@@ -28,7 +28,7 @@ from posenas_core.genotype import Spec, spec_from_json
 from posenas_core.spaces.supernet import SupernetSpec
 
 __all__ = ["ONNX_FORMAT", "PARITY_ATOL", "export_onnx", "read_onnx_metadata", "onnx_spec", "ort_session",
-           "onnx_parity", "check_exportable", "network_stride", "check_input_hw"]
+           "onnx_parity", "parity_model", "check_exportable", "network_stride", "check_input_hw"]
 
 ONNX_FORMAT = 1                 # "posenas.format" of the files written here
 PARITY_ATOL = 1e-4              # max abs heatmap difference ORT vs eager fp32 that counts as parity
@@ -193,6 +193,25 @@ def ort_session(path: str | Path, threads: int = 1, optimization: str = "all"):
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as err:   # onnxruntime's InvalidProtobuf / Fail: one line naming the file
         raise CheckpointError(f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0][:200]}") from None
+
+
+@torch.no_grad()
+def parity_model(model: nn.Module, seed: int = 0) -> nn.Module:
+    """`model` (changed in place, eval mode) with random BN statistics and affines and its last conv drawn at unit
+    gain, from a generator seeded with `seed`: heatmaps of order 1, far from constant, so that a parity check
+    between runtimes on it means something (a freshly initialised net's near-constant output proves nothing)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            if m.affine:
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    final = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+    final.weight.copy_(torch.randn(final.weight.shape, generator=g) / final.weight[0].numel() ** 0.5)
+    return model.eval()
 
 
 def onnx_parity(model: nn.Module, path: str | Path, input_hw, *, batch: int = 2, seed: int = 0) -> float:

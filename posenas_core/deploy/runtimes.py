@@ -193,6 +193,20 @@ def _fold_deconv_bn(model: nn.Module) -> None:
             seq._modules[b] = nn.Identity()
 
 
+RECOMPILE_LIMIT = 64        # compiled models per forward code (one per preset / genotype compiled in a process)
+
+
+def _allow_many_compiled_models() -> None:
+    """Every model of a family shares its forward code, and dynamo keeps only `recompile_limit` (8) compiled
+    versions of a code object, then silently runs it eager: raise the limit, and make hitting it an error (a
+    runner labelled "compiled" that runs eager would make its latency a lie)."""
+    import torch._dynamo
+
+    cfg = torch._dynamo.config
+    cfg.recompile_limit = max(cfg.recompile_limit, RECOMPILE_LIMIT)
+    cfg.fail_on_recompile_limit_hit = True
+
+
 class CompiledRunner(Runner):
     """torch.compile (inductor, freezing) of an eval-mode, channels_last copy; bf16 autocast when `bf16`."""
 
@@ -201,6 +215,7 @@ class CompiledRunner(Runner):
         if compiled is None:
             net = copy.deepcopy(model).eval().requires_grad_(False)
             _fold_deconv_bn(net)
+            _allow_many_compiled_models()
             compiled = (torch.compile(net.to(memory_format=torch.channels_last), options={"freezing": True}),)
         self._compiled = compiled            # a tuple: no submodule, so no parameters
         self.bf16 = bool(bf16)

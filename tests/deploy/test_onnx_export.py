@@ -13,6 +13,7 @@ from posenas_core.cli import main
 from posenas_core.deploy.onnx_export import (PARITY_ATOL, export_onnx, onnx_parity, onnx_spec, ort_session,
                                              read_onnx_metadata)
 from posenas_core.deploy.sources import load_source
+from posenas_core.deploy.onnx_export import parity_model
 from posenas_core.errors import CheckpointError, ConfigError
 from posenas_core.genotype import registered_kinds
 from posenas_core.models.registry import PRESETS, build_model
@@ -24,19 +25,7 @@ CASES = {"baseline": "baseline-resnet-skip", "evopose2d": "evopose2d-xs", "vipna
 
 
 def nontrivial(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics and affines, and a final conv drawn at unit gain: the output is far from constant."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-        final = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
-        final.weight.copy_(torch.randn(final.weight.shape, generator=g) / final.weight[0].numel() ** 0.5)
-    return model.eval()
+    return parity_model(model, seed)
 
 
 def test_every_exportable_family_has_a_case():

@@ -15,6 +15,7 @@ from posenas_core.cli import main
 from posenas_core.deploy import runtimes
 from posenas_core.deploy.runtimes import (BF16_RTOL, RUNTIME_CHOICES, RUNTIMES, choose_runtime, make_runner,
                                           runner_for, runtime_available)
+from posenas_core.deploy.onnx_export import parity_model
 from posenas_core.errors import ConfigError
 from posenas_core.eval.profiler import measure_latency, profile_model
 from posenas_core.models.registry import build_model
@@ -24,19 +25,7 @@ HW = (64, 64)
 
 
 def nontrivial(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics and affines, a final conv at unit gain: heatmaps of order 1, far from constant."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-        final = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
-        final.weight.copy_(torch.randn(final.weight.shape, generator=g) / final.weight[0].numel() ** 0.5)
-    return model.eval()
+    return parity_model(model, seed)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +113,10 @@ def test_compiled_runner_equals_eager_in_channels_last_fp32(net, compiled):
         want = net(_x(1, seed=5))
     assert compiled.parity <= 1e-4 and (compiled(_x(1, seed=5)) - want).abs().max() <= 1e-4
     assert make_runner(net, "compiled", HW, threads=1, bf16=False) is compiled             # the process cache
+    # dynamo would silently run a 9th model of one forward code eager: the limit is raised, and hitting it fails
+    import torch._dynamo
+
+    assert torch._dynamo.config.recompile_limit >= 64 and torch._dynamo.config.fail_on_recompile_limit_hit
     assert [p.requires_grad for p in net.parameters()][0] is True                          # the model untouched
 
 
