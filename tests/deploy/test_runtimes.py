@@ -114,9 +114,9 @@ def test_compiled_runner_equals_eager_in_channels_last_fp32(net, compiled):
     assert compiled.parity <= 1e-4 and (compiled(_x(1, seed=5)) - want).abs().max() <= 1e-4
     assert make_runner(net, "compiled", HW, threads=1, bf16=False) is compiled             # the process cache
     # dynamo would silently run a 9th model of one forward code eager: the limit is raised, and hitting it fails
-    import torch._dynamo
+    from torch._dynamo import config as dynamo_config
 
-    assert torch._dynamo.config.recompile_limit >= 64 and torch._dynamo.config.fail_on_recompile_limit_hit
+    assert dynamo_config.recompile_limit >= 64 and dynamo_config.fail_on_recompile_limit_hit
     assert [p.requires_grad for p in net.parameters()][0] is True                          # the model untouched
 
 
