@@ -67,6 +67,7 @@ def test_evopose2d_in_jupyterlab(lab_browser):
     assert "at 64x64" in stats.inner_text(), stats.inner_text()
     diagram = editor.locator(".js-plotly-plot")
     bars = diagram.locator(".barlayer .point")
+    bars.nth(8).wait_for(timeout=30_000)        # plotly draws after the widget appears: wait, do not race it
     assert bars.count() == 9
     heights = [bars.nth(i).locator("path").first.bounding_box()["height"] for i in range(9)]   # the bar, not its label
     assert heights[7] > 5 * heights[1], f"bars not drawn by channels (module 1 16, module 7 320): {heights}"
