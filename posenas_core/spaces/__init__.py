@@ -16,7 +16,7 @@ register_space(ViPNASRes50Space())
 register_space(ViPNASMbv3Space())
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "registry": ("SearchSpace", "MembershipByValidate", "get_space", "list_spaces", "register_space"),
+    "registry": ("SearchSpace", "MembershipByValidate", "MutateByNeighbours", "get_space", "list_spaces", "register_space"),
     "evopose": ("EvoPoseSpace", "EvoPoseSpec"),
     "vipnas": ("ViPNASResSpec", "ViPNASMbv3Spec"),
     "vipnas_res50": ("ViPNASRes50Space",),

@@ -17,7 +17,7 @@ import numpy as np
 from posenas_core.errors import ConfigError, SpecError
 from posenas_core.genotype import Spec
 
-__all__ = ["SearchSpace", "MembershipByValidate", "register_space", "get_space", "list_spaces"]
+__all__ = ["SearchSpace", "MembershipByValidate", "MutateByNeighbours", "register_space", "get_space", "list_spaces"]
 
 
 @runtime_checkable
@@ -63,6 +63,18 @@ class MembershipByValidate:
         except SpecError:
             return False
         return True
+
+
+class MutateByNeighbours:
+    """`mutate(spec, rng, seen)` for a space with `neighbours(spec)` (every member one field away): one of them,
+    uniform over those not in `seen`; SpecError when every one is in `seen`."""
+
+    def mutate(self, spec: Spec, rng: np.random.Generator, seen: Iterable | None = None) -> Spec:
+        seen = set(seen or ())
+        options = [s for s in self.neighbours(spec) if s not in seen]
+        if not options:
+            raise SpecError(f"search space {self.name!r}: every one-field change of {spec.to_short()!r} is in seen")
+        return options[int(rng.integers(len(options)))]
 
 
 _SPACES: dict[str, SearchSpace] = {}

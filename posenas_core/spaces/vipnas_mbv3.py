@@ -39,12 +39,12 @@ No torch here.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from posenas_core.errors import SpecError
-from posenas_core.spaces.registry import MembershipByValidate
+from posenas_core.spaces.registry import MembershipByValidate, MutateByNeighbours
 from posenas_core.spaces.vipnas import S_VIPNAS_MBV3, MbStage, ViPNASMbv3Spec
 
 __all__ = ["ViPNASMbv3Space", "MbRowBounds", "HeadBounds", "Mbv3Bounds", "BOUNDS", "CHANNELS_PER_GROUP",
@@ -120,7 +120,7 @@ BOUNDS = make_bounds(
     head=((160, 256), (4,)))                                                     # 1/4 (3 deconvs)
 
 
-class ViPNASMbv3Space(MembershipByValidate):
+class ViPNASMbv3Space(MutateByNeighbours, MembershipByValidate):
     """The ViPNAS MobileNetV3 space (module docstring); `bounds` defaults to `BOUNDS` (a smaller table: tests)."""
 
     name = "vipnas-mbv3"
@@ -195,15 +195,6 @@ class ViPNASMbv3Space(MembershipByValidate):
             except SpecError:               # groups that do not divide
                 continue
         return [m for m in members if self.contains(m)]
-
-    def mutate(self, spec: ViPNASMbv3Spec, rng: np.random.Generator,
-               seen: Iterable | None = None) -> ViPNASMbv3Spec:
-        """A member differing from `spec` in one field of one row, uniform over those not in `seen`."""
-        seen = set(seen or ())
-        options = [s for s in self.neighbours(spec) if s not in seen]
-        if not options:
-            raise SpecError(f"search space {self.name!r}: every one-field change of {spec.to_short()!r} is in seen")
-        return options[int(rng.integers(len(options)))]
 
     # -- membership ---------------------------------------------------------------------------------
     def validate(self, spec) -> ViPNASMbv3Spec:

@@ -28,13 +28,13 @@ fixed, so every member's params and MACs (at any one input size) lie between min
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from posenas_core.errors import SpecError
 from posenas_core.spaces.vipnas import S_VIPNAS_RES50, ResStage, ViPNASResSpec
-from posenas_core.spaces.registry import MembershipByValidate
+from posenas_core.spaces.registry import MembershipByValidate, MutateByNeighbours
 
 __all__ = ["ViPNASRes50Space", "RowBounds", "Res50Bounds", "BOUNDS", "GROUPS", "make_bounds"]
 
@@ -82,7 +82,7 @@ BOUNDS = make_bounds(
     head=(range(64, 257, 16), (4,)))
 
 
-class ViPNASRes50Space(MembershipByValidate):
+class ViPNASRes50Space(MutateByNeighbours, MembershipByValidate):
     """The ViPNAS ResNet-50 space (module docstring); `bounds` defaults to `BOUNDS` (a smaller table: tests)."""
 
     name = "vipnas-res50"
@@ -156,14 +156,6 @@ class ViPNASRes50Space(MembershipByValidate):
             except SpecError:               # a (width, groups) pair that does not divide
                 continue
         return [m for m in members if self.contains(m)]
-
-    def mutate(self, spec: ViPNASResSpec, rng: np.random.Generator, seen: Iterable | None = None) -> ViPNASResSpec:
-        """A member differing from `spec` in one field of one row, uniform over those not in `seen`."""
-        seen = set(seen or ())
-        options = [s for s in self.neighbours(spec) if s not in seen]
-        if not options:
-            raise SpecError(f"search space {self.name!r}: every one-field change of {spec.to_short()!r} is in seen")
-        return options[int(rng.integers(len(options)))]
 
     # -- membership ---------------------------------------------------------------------------------
     def validate(self, spec) -> ViPNASResSpec:
