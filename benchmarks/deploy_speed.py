@@ -4,9 +4,10 @@
    CPU has native bf16 (`machine.cpu_info`), else "skipped"; measured before and after part 2, the higher counts.
 2. Per preset at its input size (256x192 for all but evopose2d-m / -l), batch 1, --threads threads: latency
    (median, IQR; `eval.profiler.measure_latency`) of eager fp32, ort fp32, compiled (bf16 "auto") and compiled
-   fp32; parity vs eager (max |diff| and relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time
+   fp32, and int8 (ONNX Runtime static quantization calibrated on random crops: speed only, as the weights are
+   random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity vs eager (max |diff| and relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time
    and its fraction of the fp32 peak (and of the bf16 peak for a bf16 runner); the best runtime's speed-up over
-   eager (issue 12's target >= 2x) and `choose_runtime`'s pick. A runtime that fails is recorded (the error's
+   eager (issue 12's target >= 2x) among the fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the error's
    first line), the run goes on.
 3. Batched prediction (`train.predict.predict`, flip test, batch 32, --predict-threads) over a SynthPose val
    split, one dense and one MBConv preset at their input size: person crops / s of each runtime, the best one
@@ -42,7 +43,9 @@ QUICK_PRESETS = ("baseline-mbv3", "s-vipnas-mbv3")
 PREDICT_PRESETS = ("baseline-resnet-s2", "evopose2d-xs")      # one dense, one MBConv
 QUICK_PREDICT = ("baseline-resnet-s2", "baseline-mbv3")
 LAYERS_PRESET = "s-vipnas-mbv3"
-RUNTIME_ROWS = ("eager", "ort", "compiled", "compiled-fp32")   # compiled: bf16 "auto"
+RUNTIME_ROWS = ("eager", "ort", "compiled", "compiled-fp32", "int8")   # compiled: bf16 "auto"
+FP32_ROWS = RUNTIME_ROWS[:4]          # "best" / "speedup": runtimes that pass parity; int8 apart (judged by AP)
+INT8_CALIBRATION = 16                 # random crops: the weights are random too, so int8 here is speed only
 SAME_AS = "the compiled runner itself: bf16 auto chose fp32"
 ROUNDS = 3                  # latency: median of ROUNDS interleaved medians of min_run_time / ROUNDS s each
 
@@ -103,13 +106,13 @@ def add_fractions(rows: dict, peak: dict) -> None:
                     entry["of_bf16_peak"] = entry["gflops"] / peak["bf16"]
 
 
-def seeded_model(spec, seed: int = 0) -> nn.Module:
+def seeded_model(spec, seed: int = 0, hw=(256, 192)) -> nn.Module:
     """`build_model(spec)` from a seeded generator, made non-trivial by `deploy.parity_model` (random BN
     statistics and affines, the last conv at unit gain): heatmaps of order 1, far from constant."""
     from posenas_core.deploy import parity_model
     from posenas_core.models import build_model
 
-    return parity_model(build_model(spec, generator=torch.Generator().manual_seed(seed)), seed)
+    return parity_model(build_model(spec, generator=torch.Generator().manual_seed(seed)), seed, hw)
 
 
 def parity(model: nn.Module, runner: nn.Module, hw) -> dict:
@@ -126,8 +129,9 @@ def build_runners(model, hw, n_threads: int) -> tuple[dict, dict]:
     from posenas_core.deploy import make_runner, runtime_available
 
     runners, notes = {"eager": model}, {}
+    cal = torch.randn(INT8_CALIBRATION, 3, *hw, generator=torch.Generator().manual_seed(1))
     for row, rt, bf16 in (("ort", "ort", "auto"), ("compiled", "compiled", "auto"),
-                          ("compiled-fp32", "compiled", False)):
+                          ("compiled-fp32", "compiled", False), ("int8", "int8", False)):
         if row == "compiled-fp32" and "compiled" in runners and not runners["compiled"].bf16:
             notes[row] = SAME_AS
             continue
@@ -137,7 +141,8 @@ def build_runners(model, hw, n_threads: int) -> tuple[dict, dict]:
             continue
         t0 = time.perf_counter()
         try:
-            runners[row] = make_runner(model, rt, hw, threads=n_threads, bf16=bf16)
+            runners[row] = make_runner(model, rt, hw, threads=n_threads, bf16=bf16,
+                                       calibration=cal if rt == "int8" else None)
         except Exception as err:                    # a preset that does not export / compile: record, go on
             notes[row] = first_line(err)
         else:
@@ -169,7 +174,7 @@ def preset_row(preset, a) -> dict:
     from posenas_core.eval import count_macs
 
     hw = tuple(preset.input_size_hw)
-    model = seeded_model(preset.spec)
+    model = seeded_model(preset.spec, hw=hw)
     macs = count_macs(model, hw)
     runners, notes = build_runners(model, hw, a.threads)
     lats, failed = timings(runners, hw, a.threads, a.min_run_time)
@@ -194,8 +199,12 @@ def preset_row(preset, a) -> dict:
             entry["bf16_choice"] = r.bf16_choice
         row["runtimes"][rt] = entry
     timed = {k: v["latency_ms"] for k, v in row["runtimes"].items() if "latency_ms" in v and "note" not in v}
-    best = min(timed, key=timed.get)
+    fp32 = {k: v for k, v in timed.items() if k in FP32_ROWS}
+    best = min(fp32, key=fp32.get)
     row.update(best=best, speedup=timed["eager"] / timed[best] if "eager" in timed else None)
+    if "int8" in timed and "eager" in timed:    # the fast path where int8 keeps AP (benchmarks/deploy_accuracy.py)
+        row.update(speedup_int8=timed["eager"] / min(timed.values()), int8_over_ort=(
+            timed["ort"] / timed["int8"] if "ort" in timed else None))
     try:
         row["choose_runtime"] = choose_runtime(model, hw, threads=a.threads, min_run_time=min(0.3, a.min_run_time))
     except Exception as err:
@@ -311,8 +320,8 @@ def layer_view(work: Path, reps: int = 10) -> dict:
 
 
 def table(rows: dict) -> str:
-    lines = ["| preset | GMACs | eager ms | ort ms | compiled ms | best | speed-up | GFLOP/s | % of fp32 peak |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| preset | GMACs | eager ms | ort ms | compiled ms | best fp32 | speed-up | GFLOP/s | % of fp32 peak "
+             "| int8 ms | int8 / ort | speed-up with int8 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def ms(r, k):
         return f"{r['runtimes'][k]['latency_ms']:.1f}" if "latency_ms" in r["runtimes"][k] else "failed"
@@ -328,7 +337,9 @@ def table(rows: dict) -> str:
         size = "" if r["input"] == "256x192" else f" @{r['input']}"
         lines.append(f"| {name}{size} | {r['macs'] / 1e9:.3f} | {ms(r, 'eager')} | {ms(r, 'ort')} | {c_txt} | "
                      f"{r['best']}{' (bf16)' if b['bf16'] else ''} | {r['speedup']:.2f}x | {b['gflops']:.1f} | "
-                     f"{100 * b['of_fp32_peak']:.0f}% |")
+                     f"{100 * b['of_fp32_peak']:.0f}% | {ms(r, 'int8')} | "
+                     + (f"{r['int8_over_ort']:.2f}x | {r['speedup_int8']:.2f}x |" if r.get("int8_over_ort") else
+                        "- | - |"))
     return "\n".join(lines)
 
 

@@ -283,9 +283,12 @@ class LiveMixin:
             self._poller.stop(wait=None)
 
     def refresh(self) -> None:
-        """Poll once, synchronously (errors go to the Output area)."""
+        """Poll once, synchronously (errors go to the Output area), and send the figure to the page again whole
+        (`resend_figure`: "refresh" repairs a view that missed an update)."""
         with self.errors.catch(f"reading {self._source}"):
             self._poll()
+            for fig in getattr(self, "_fit_figures", ()):
+                resend_figure(fig)
 
     def _poll(self) -> None:  # pragma: no cover - subclasses implement
         raise NotImplementedError
@@ -377,6 +380,21 @@ def sync_figure(live, fresh, layout_keys: Sequence[str] = ()) -> None:
         part = fresh.layout[key]
         live.layout[key].update(part.to_plotly_json() if part is not None else {}, overwrite=True)
     save_figure_state(live)
+
+
+def resend_figure(live) -> None:
+    """Send every trace of the live `go.FigureWidget` to its views again, whole, changed or not (one restyle
+    message per trace). plotly.py sends only what changed since its own last message, so a view that missed a
+    message (an update that reached the browser while the view was still drawing itself) would otherwise keep
+    stale data for good; `LiveMixin.refresh` calls this."""
+    send = getattr(live, "_send_restyle_msg", None)       # plotly's own restyle message (private API)
+    if send is None:
+        return
+    for i, trace in enumerate(live.data):
+        d = trace.to_plotly_json()
+        d.pop("type", None)
+        d.pop("uid", None)
+        send({k: [v] for k, v in d.items()}, trace_indexes=[i])
 
 
 def save_figure_state(live) -> None:

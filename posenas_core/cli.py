@@ -1,10 +1,10 @@
 """`posenas` command line.
 
     posenas data synth --out DIR --train N --val M [--videos V] [--seed S] [--difficulty easy|default|hard]
-    posenas profile MODEL [--input HxW] [--threads N] [--no-latency] [--runtime auto|eager|ort|compiled]
+    posenas profile MODEL [--input HxW] [--threads N] [--no-latency] [--runtime auto|eager|ort|compiled|int8]
     posenas train --data DIR --model MODEL --out RUN [--input HxW] [--epochs E] [--minutes M] [--device D] ...
     posenas eval CHECKPOINT --data DIR [--split val] [--decode argmax|dark] [--no-flip] [--out FILE] [--device D]
-                 [--runtime auto|eager|ort|compiled]
+                 [--runtime auto|eager|ort|compiled|int8]
     posenas demo --out DIR [--device D]
     posenas run NOTEBOOK -p NAME VALUE ... [-f params.yaml] --out DIR
     posenas batch SWEEP.yaml [--workers N]
@@ -97,13 +97,14 @@ def _add_device(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"where to {what}: cpu (default), cuda, cuda:N, or auto (CUDA when present)")
 
 
-RUNTIME_CHOICES = ("auto", "eager", "ort", "compiled")   # = deploy.runtimes.RUNTIME_CHOICES (no torch import here)
+RUNTIME_CHOICES = ("auto", "eager", "ort", "compiled", "int8")   # = deploy.runtimes.RUNTIME_CHOICES (no torch here)
 
 
 def _add_runtime(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--runtime", choices=RUNTIME_CHOICES, default="eager",
                    help=f"how to {what}: eager PyTorch (default), ort (ONNX Runtime), compiled (torch.compile, "
-                        f"bf16 where native and faster), or auto (the fastest that matches eager here)")
+                        f"bf16 where native and faster), auto (the fastest that matches eager here), or int8 "
+                        f"(ONNX Runtime static quantization; eval calibrates on the train split and compares AP)")
 
 
 def build_parser() -> argparse.ArgumentParser:

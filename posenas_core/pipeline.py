@@ -102,10 +102,12 @@ def make_dataset(person_set, input_hw, *, train: bool, stride: int, seed: int = 
 
 
 def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_test: bool = True, batch_size: int = 64,
-                   progress: bool = False, sigma: float | None = None, device="cpu", runtime: str = "eager") -> dict:
+                   progress: bool = False, sigma: float | None = None, device="cpu", runtime: str = "eager",
+                   calibration=None) -> dict:
     """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`,
     run in fp32 on `device` (the model is moved there in place, as `nn.Module.to` does), through `runtime`
-    (`deploy.runtimes.runner_for`: eager, ort, compiled, auto; "runtime" and its notes join the metrics)."""
+    (`deploy.runtimes.runner_for`: eager, ort, compiled, auto, int8; "runtime" and its notes join the metrics).
+    int8 needs `calibration` crops and adds "int8_check": its AP against ONNX Runtime fp32's (`deploy.quantize`)."""
     from posenas_core.deploy.runtimes import runner_for
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
@@ -114,7 +116,7 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     model = model.to(resolve_device(device))
     ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
                       stride=output_stride_of(model))
-    net, rt = runner_for(model, runtime, input_hw)
+    net, rt = runner_for(model, runtime, input_hw, calibration=calibration)
     results, kps = predict(net, ds, batch_size=batch_size, flip_test=flip_test, decode=decode, progress=progress)
     out = {"coco": evaluate_keypoints(person_set.coco, results), **rt}
     out["per_joint_ap"] = per_joint_ap(person_set.coco, results)
@@ -123,6 +125,12 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     p = pck(kps[..., :2], gt, bbox_norm(boxes), thr=0.2)
     out["pck@0.2"] = float(p["mean"])
     out["n_persons"] = len(person_set.records)
+    if runtime == "int8":
+        from posenas_core.deploy.quantize import int8_verdict
+
+        fp32 = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test, batch_size=batch_size,
+                              sigma=sigma, runtime="ort")
+        out["int8_check"] = int8_verdict(fp32["coco"]["AP"], out["coco"]["AP"])
     return out
 
 
@@ -301,8 +309,13 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
     if input_hw is None:
         raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
     person_set = load_split(data_dir, split, train=False)
+    calibration = None
+    if runtime == "int8":                                 # quantization ranges from the training split's crops
+        from posenas_core.deploy.quantize import calibration_from_dir
+
+        calibration = calibration_from_dir(data_dir, input_hw)
     metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test,
-                             sigma=info.get("sigma"), device=device, runtime=runtime)
+                             sigma=info.get("sigma"), device=device, runtime=runtime, calibration=calibration)
     metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))
     if out is not None:
         atomic_write_json(out, metrics)

@@ -196,22 +196,42 @@ def ort_session(path: str | Path, threads: int = 1, optimization: str = "all"):
 
 
 @torch.no_grad()
-def parity_model(model: nn.Module, seed: int = 0) -> nn.Module:
-    """`model` (changed in place, eval mode) with random BN statistics and affines and its last conv drawn at unit
-    gain, from a generator seeded with `seed`: heatmaps of order 1, far from constant, so that a parity check
-    between runtimes on it means something (a freshly initialised net's near-constant output proves nothing)."""
+def parity_model(model: nn.Module, seed: int = 0, input_hw=(128, 96), images: int = 16) -> nn.Module:
+    """`model` (changed in place, eval mode) with random BN affines, BN statistics measured on a random batch
+    through those affines, and its last conv drawn at random and scaled to a heatmap peak of 1 on that batch (a
+    trained network's scale, where an absolute tolerance means what it does on real heatmaps), all from a
+    generator seeded with `seed`: far from constant, so that a parity check between runtimes on it means something (a
+    freshly initialised net's near-constant output proves nothing). Statistics drawn at random instead grow
+    the activations layer after layer: evopose2d-l's heatmaps reached 1e5, where float rounding alone exceeds
+    any absolute tolerance. `input_hw`: the size of the `images` random images (a multiple of the network stride)."""
     g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None]
+    momenta = [m.momentum for m in bns]
+    with torch.no_grad():
+        for m in bns:
             n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
             if m.affine:
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    final = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
-    final.weight.copy_(torch.randn(final.weight.shape, generator=g) / final.weight[0].numel() ** 0.5)
-    return model.eval()
+            m.reset_running_stats()
+            m.momentum = None                 # one train-mode pass: running stats = that batch's statistics
+        model.train()
+        x = torch.randn(images, 3, *input_hw, generator=g)
+        model(x)
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+            # a channel (near) constant on this batch (a dead ReLU) would divide by ~sqrt(eps) and amplify any
+            # difference 300x on other inputs: floor each variance at a tenth of its layer's mean
+            m.running_var.clamp_(min=0.1 * float(m.running_var.mean()) + 1e-3)
+        final = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+        final.weight.copy_(torch.randn(final.weight.shape, generator=g) / final.weight[0].numel() ** 0.5)
+        model.eval()
+        peak = float(model(x).abs().max())
+        if peak > 0:                          # the heatmaps' peak |value| 1, as a trained network's
+            final.weight.div_(peak)
+            if final.bias is not None:
+                final.bias.div_(peak)
+    return model
 
 
 def onnx_parity(model: nn.Module, path: str | Path, input_hw, *, batch: int = 2, seed: int = 0) -> float:

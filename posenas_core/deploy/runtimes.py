@@ -19,9 +19,11 @@ both on the CPU, so `train.predict.predict` runs it unchanged. It keeps `spec`, 
   scales the wrong axis of a transposed conv with as many inputs as outputs). bf16="auto": bf16 autocast only
   where the CPU has native bf16 (`machine.cpu_info`), it passes the bf16 parity and it times faster than fp32.
 
-Parity: fp32 runtimes within PARITY_ATOL (1e-4) absolute of eager fp32; bf16 within BF16_RTOL (2%) of the peak
-|value| of the eager heatmaps (bf16 rounds to 8 mantissa bits, ~0.4% per operation). A runtime that fails
-parity is an error (`make_runner`) or rejected (`choose_runtime`).
+Parity: fp32 runtimes within PARITY_ATOL (1e-4) absolute of eager fp32; bf16 within BF16_RTOL (5%) of the peak
+|value| of the eager heatmaps (bf16 rounds to 8 mantissa bits, ~0.4% per operation, and a deep network with
+normalised activations adds 2-3% of the peak: benchmarks/deploy_accuracy.py measures what that does to AP).
+A runtime that fails parity is an error (`make_runner`) or rejected (`choose_runtime`). int8 ("int8",
+`deploy.quantize`) is not judged by parity but by AP, and "auto" never picks it.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ from torch import nn
 
 from posenas_core.errors import ConfigError
 
-__all__ = ["RUNTIMES", "RUNTIME_CHOICES", "BF16_RTOL", "runtime_available", "make_runner", "choose_runtime",
-           "runner_for", "onnx_cache_dir"]
+__all__ = ["RUNTIMES", "FP32_RUNTIMES", "RUNTIME_CHOICES", "BF16_RTOL", "runtime_available", "make_runner",
+           "choose_runtime", "runner_for", "onnx_cache_dir"]
 
-RUNTIMES = ("eager", "ort", "compiled")
+RUNTIMES = ("eager", "ort", "compiled", "int8")
+FP32_RUNTIMES = ("eager", "ort", "compiled")   # "auto"'s candidates: int8 is judged by AP (deploy.quantize)
 RUNTIME_CHOICES = ("auto", *RUNTIMES)
-BF16_RTOL = 0.02            # bf16 parity: max abs difference <= 2% of the eager heatmaps' peak |value|
+BF16_RTOL = 0.05            # bf16 parity: max abs difference <= 5% of the eager heatmaps' peak |value|
 PARITY_BATCH = 1            # the parity batch: batch 1, as the latency, so a compiled graph is built once
 RUNNER_CACHE = 4            # built runners kept per process (a compiled one costs seconds to a minute to build)
 _RUNNERS: OrderedDict = OrderedDict()
@@ -63,7 +66,7 @@ def _check_name(runtime, allowed=RUNTIME_CHOICES) -> str:
 def runtime_available(name: str) -> str | None:
     """None when runtime `name` can run here, else the reason it cannot (a package or a compiler missing)."""
     _check_name(name, RUNTIMES)
-    if name == "ort":
+    if name in ("ort", "int8"):
         missing = [p for p in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(p) is None]
         if missing:
             return (f"{', '.join(missing)} not installed (ONNX export and ONNX Runtime need the deploy extra: "
@@ -226,9 +229,11 @@ class CompiledRunner(Runner):
             return self._compiled[0](x).float()
 
 
-def _parity(model: nn.Module, runner: nn.Module, input_hw, seed: int = 0) -> tuple[float, float]:
-    """(max |runner - eager fp32|, peak |eager|) on a seeded random batch of PARITY_BATCH at `input_hw`."""
-    x = torch.randn(PARITY_BATCH, 3, *input_hw, generator=torch.Generator().manual_seed(seed))
+def _parity(model: nn.Module, runner: nn.Module, input_hw, seed: int = 0, x=None) -> tuple[float, float]:
+    """(max |runner - eager fp32|, peak |eager|) on `x`, default a seeded random batch of PARITY_BATCH at
+    `input_hw`."""
+    if x is None:
+        x = torch.randn(PARITY_BATCH, 3, *input_hw, generator=torch.Generator().manual_seed(seed))
     want = _eager_out(model, x)
     with torch.no_grad():
         got = runner(x).float()
@@ -237,10 +242,10 @@ def _parity(model: nn.Module, runner: nn.Module, input_hw, seed: int = 0) -> tup
     return float((got - want).abs().max()), float(want.abs().max())
 
 
-def _passes(diff: float, peak: float, bf16: bool) -> bool:
+def _passes(diff: float, peak: float, bf16: bool, int8: bool = False) -> bool:
     from posenas_core.deploy.onnx_export import PARITY_ATOL
 
-    return diff <= (BF16_RTOL * peak if bf16 else PARITY_ATOL)
+    return int8 or diff <= (BF16_RTOL * peak if bf16 else PARITY_ATOL)   # int8 is judged by AP, not here
 
 
 def _tolerance_text(bf16: bool) -> str:
@@ -287,23 +292,38 @@ def _compiled(model, hw, threads, bf16, min_run_time) -> CompiledRunner:
     return runner
 
 
-def _build(model, runtime, hw, threads, bf16, min_run_time=0.3) -> Runner:
+def _build(model, runtime, hw, threads, bf16, min_run_time=0.3, int8=None) -> Runner:
     """A runner of a CPU runtime, run once: `.parity` (max abs difference) and `.parity_ok` set. The last
-    RUNNER_CACHE runners built in this process are reused for the same weights, runtime, size, threads and bf16."""
-    key = (_model_key(model), runtime, hw, threads, bf16)
+    RUNNER_CACHE runners built in this process are reused for the same weights, runtime, size, threads and bf16
+    (int8: and calibration). int8: (calibration crops, method); its parity is measured on the first crops."""
+    x = None
+    if runtime == "int8":
+        from posenas_core.deploy.quantize import _as_batches, _digest
+
+        batches = _as_batches(int8[0])
+        x, int8_key = torch.from_numpy(batches[0][:4]), (_digest(batches), int8[1])
+    key = (_model_key(model), runtime, hw, threads, bf16, int8_key if runtime == "int8" else None)
     if key in _RUNNERS:
         _RUNNERS.move_to_end(key)
         return _RUNNERS[key]
-    runner = OrtRunner(model, hw, threads) if runtime == "ort" else _compiled(model, hw, threads, bf16, min_run_time)
-    diff, peak = _parity(model, runner, hw)
-    runner.parity, runner.parity_ok = diff, _passes(diff, peak, runner.bf16)
+    if runtime == "int8":
+        from posenas_core.deploy.quantize import Int8Runner
+
+        runner = Int8Runner(model, hw, threads, batches, method=int8[1])
+    elif runtime == "ort":
+        runner = OrtRunner(model, hw, threads)
+    else:
+        runner = _compiled(model, hw, threads, bf16, min_run_time)
+    diff, peak = _parity(model, runner, hw, x=x)
+    runner.parity, runner.parity_ok = diff, _passes(diff, peak, runner.bf16, runtime == "int8")
+    runner.parity_of_peak = diff / max(peak, 1e-12)
     _RUNNERS[key] = runner
     while len(_RUNNERS) > RUNNER_CACHE:
         _RUNNERS.popitem(last=False)
     return runner
 
 
-def choose_runtime(model: nn.Module, input_hw, *, threads: int = 1, candidates=RUNTIMES, bf16="auto",
+def choose_runtime(model: nn.Module, input_hw, *, threads: int = 1, candidates=FP32_RUNTIMES, bf16="auto",
                    min_run_time: float = 0.3) -> dict:
     """Build each available candidate, check its parity against eager fp32, time its batch-1 latency (median of
     `min_run_time` s, `threads` threads) and return {"runtime": the fastest passing, "latency_ms": {name: ms},
@@ -317,7 +337,10 @@ def _choose(model, input_hw, threads, candidates, bf16, min_run_time):
     from posenas_core.machine import cpu_info
 
     hw = tuple(int(v) for v in input_hw)
-    candidates = tuple(_check_name(c, RUNTIMES) for c in candidates) or ("eager",)
+    if "int8" in candidates:
+        raise ConfigError("choose_runtime compares runtimes by parity with fp32, which int8 cannot meet: judge int8 "
+                          "by AP (deploy.quantize.int8_check); candidates allowed: " + str(list(FP32_RUNTIMES)))
+    candidates = tuple(_check_name(c, FP32_RUNTIMES) for c in candidates) or ("eager",)
     key = (_model_key(model), hw, int(threads), candidates, bf16)
     if key in _CHOICES:
         return _CHOICES[key], {}
@@ -354,20 +377,23 @@ def _choose(model, input_hw, threads, candidates, bf16, min_run_time):
 
 
 def make_runner(model: nn.Module, runtime: str, input_hw, *, threads: int = 1, bf16="auto",
-                fallback: bool = False) -> nn.Module:
-    """The runner of `model` under `runtime` ("auto", "eager", "ort", "compiled") at `input_hw` (H, W).
+                fallback: bool = False, calibration=None, int8_method: str = "minmax") -> nn.Module:
+    """The runner of `model` under `runtime` ("auto", "eager", "ort", "compiled", "int8") at `input_hw` (H, W).
 
     eager returns the model itself in eval mode. ort / compiled are built, run once and checked for parity
     (ConfigError naming the difference and the tolerance when they fail); "auto" is `choose_runtime`'s pick
     (its report in `runner.choice`). A runtime that is not available here: ConfigError naming why and the
     available ones, or, with `fallback=True`, the eager model and a warning. ConfigError for an unknown
-    runtime, and for ort / compiled on a model whose weights are on a GPU."""
-    runner = runner_for(model, runtime, input_hw, threads=threads, bf16=bf16, fallback=fallback)[0]
+    runtime, and for ort / compiled on a model whose weights are on a GPU. int8 (`deploy.quantize`) needs
+    `calibration` ((N, 3, H, W) crops of real data); its parity is reported, not checked: its accuracy is
+    AP's question (`deploy.quantize.int8_check`)."""
+    runner = runner_for(model, runtime, input_hw, threads=threads, bf16=bf16, fallback=fallback,
+                        calibration=calibration, int8_method=int8_method)[0]
     return runner.eval() if runner is model else runner
 
 
 def runner_for(model: nn.Module, runtime: str, input_hw, *, threads: int | None = None, bf16="auto",
-               fallback: bool = False) -> tuple[nn.Module, dict]:
+               fallback: bool = False, calibration=None, int8_method: str = "minmax") -> tuple[nn.Module, dict]:
     """(`make_runner`'s runner, info for a result dict: {"runtime": what runs, "runtime_warning" on a fallback,
     "runtime_choice": choose_runtime's report for "auto", "bf16" for compiled}). threads None: torch's count.
     Eager gives the model itself, its training flag untouched (`predict` and `measure_latency` set eval mode)."""
@@ -382,7 +408,7 @@ def runner_for(model: nn.Module, runtime: str, input_hw, *, threads: int | None 
     _check_cpu(model, runtime)
     info: dict = {"runtime": runtime}
     if runtime == "auto":
-        report, runners = _choose(model, hw, threads, RUNTIMES, bf16, 0.3)
+        report, runners = _choose(model, hw, threads, FP32_RUNTIMES, bf16, 0.3)
         name = report["runtime"]
         runner = runners[name] if name in runners else runner_for(model, name, hw, threads=threads, bf16=bf16)[0]
         info.update(runtime=name, runtime_choice=copy.deepcopy(report))
@@ -398,11 +424,15 @@ def runner_for(model: nn.Module, runtime: str, input_hw, *, threads: int | None 
     elif runtime == "eager":
         runner = model
     else:
+        if runtime == "int8" and calibration is None:
+            raise ConfigError("runtime 'int8' needs calibration crops of real data (deploy.quantize.calibration_crops;"
+                              " on the command line: --data): quantization ranges come from them")
         with _threads(threads):
-            runner = _build(model, runtime, hw, threads, bf16)
+            runner = _build(model, runtime, hw, threads, bf16, int8=(calibration, int8_method))
         if not runner.parity_ok:
             raise ConfigError(f"runtime {runtime!r} fails parity on this model: max |heatmap difference| "
                               f"{runner.parity:.3g} above {_tolerance_text(runner.bf16)}; use eager")
+        info["parity_of_peak"] = runner.parity_of_peak
     if isinstance(runner, CompiledRunner):
         info["bf16"] = runner.bf16
     return runner, info

@@ -111,8 +111,9 @@ def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192),
                     min_run_time: float = 1.0, warmup: int = 3, in_channels: int = 3, runtime: str = "eager") -> dict:
     """Batch-1 CPU latency: {"latency_ms": median, "iqr_ms", "runs": timed forward calls, "runtime"}.
 
-    `runtime` ("eager", "ort", "compiled", "auto": `deploy.runtimes`) times the model's runner instead, built
-    first (export / compile and a parity check, not timed); "auto" also gives "runtime_choice"."""
+    `runtime` ("eager", "ort", "compiled", "auto", "int8": `deploy.runtimes`) times the model's runner instead,
+    built first (export / compile and a parity check, not timed); "auto" also gives "runtime_choice"; int8 is
+    calibrated on random crops (its speed; "int8_note" says so)."""
     h, w = _check_hw(input_size_hw)
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
@@ -124,7 +125,13 @@ def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192),
     if runtime != "eager":
         from posenas_core.deploy.runtimes import runner_for
 
-        model, info = runner_for(model, runtime, (h, w), threads=threads)
+        cal = None
+        if runtime == "int8":      # the weights are what they are: random crops give int8's speed, not its accuracy
+            cal = torch.randn(16, in_channels, h, w, generator=torch.Generator().manual_seed(0))
+        model, info = runner_for(model, runtime, (h, w), threads=threads, calibration=cal)
+        if runtime == "int8":
+            info["int8_note"] = ("calibrated on random crops: the latency holds, the accuracy is untested (posenas "
+                                 "eval --runtime int8 calibrates on the data and compares AP with fp32)")
     x = _example_input(model, h, w, 1, in_channels)
     with _eval_mode(model), _num_threads(threads):
         for _ in range(warmup):
@@ -151,7 +158,7 @@ def profile_model(model: nn.Module, input_size_hw: Sequence[int] = (256, 192), t
         lat = measure_latency(model, (h, w), threads=threads, min_run_time=min_run_time, in_channels=in_channels,
                               runtime=runtime)
         out.update(latency_ms=lat.pop("latency_ms"), latency_iqr_ms=lat.pop("iqr_ms"))
-        out.update({k: v for k, v in lat.items() if k.startswith("runtime") or k == "bf16"})
+        out.update({k: v for k, v in lat.items() if k.startswith("runtime") or k in ("bf16", "int8_note")})
     out.update(input=f"{h}x{w}", input_hw=[h, w], threads=int(threads), macs_convention=MACS_CONVENTION)
     return out
 

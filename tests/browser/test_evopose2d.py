@@ -48,6 +48,34 @@ def _fills(output, plot) -> None:
         time.sleep(0.3)
 
 
+def _plot_state(plot) -> str:
+    """What plotly.js holds for a figure (trace lengths, size, points drawn): the message of a failed
+    point count, to tell a lost update from a figure not drawn."""
+    return plot.evaluate("""gd => JSON.stringify({
+        x_lengths: (gd.data || []).map(t => (t.x || []).length),
+        size: gd._fullLayout ? [gd._fullLayout.width, gd._fullLayout.height] : null,
+        points: gd.querySelectorAll('.point').length,
+        box: [gd.clientWidth, gd.clientHeight], visible: gd.checkVisibility ? gd.checkVisibility() : null})""")
+
+
+def _click_point(page, point, info, tries: int = 3) -> None:
+    """Click a plotly point until the FrontExplorer's info panel shows a candidate (a click can miss while a
+    late re-fit of the figure moves the point, or while a loaded kernel is slow to answer: click again)."""
+    previous = info.inner_text()
+    for attempt in range(tries):
+        box = point.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_function("([el, t]) => /id\\s*\\d/.test(el.innerText) && el.innerText !== t",
+                                   arg=[info.element_handle(), previous], timeout=15_000)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise
+
+
 def test_evopose2d_in_jupyterlab(lab_browser):
     t0 = time.time()
     lab = lab_browser("evopose2d", {"width": 1400, "height": 5200})
@@ -105,7 +133,7 @@ def test_evopose2d_in_jupyterlab(lab_browser):
     deadline = time.time() + 20  # the last figure update can reach the browser after the status text
     while points.count() != 3 and time.time() < deadline:
         time.sleep(0.25)
-    assert points.count() == 3
+    assert points.count() == 3, _plot_state(monitor.locator(".js-plotly-plot").first)
     _fills(monitor, monitor.locator(".js-plotly-plot"))
     lab.shot("evopose2d_monitor.png", monitor)
 
@@ -117,11 +145,7 @@ def test_evopose2d_in_jupyterlab(lab_browser):
     lab.shot("evopose2d_front.png", front)
     info = front.locator(".posenas-info")
     for i in range(3):
-        box = points.nth(i).bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.click(x, y)
-        page.wait_for_function("el => /id\\s*\\d/.test(el.innerText)", arg=info.element_handle())
+        _click_point(page, points.nth(i), info)
         genotype = info.locator("code").first.inner_text().strip()
         if genotype != ancestor:
             break

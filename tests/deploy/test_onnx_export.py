@@ -25,7 +25,7 @@ CASES = {"baseline": "baseline-resnet-skip", "evopose2d": "evopose2d-xs", "vipna
 
 
 def nontrivial(model: nn.Module, seed: int = 0) -> nn.Module:
-    return parity_model(model, seed)
+    return parity_model(model, seed, HW)
 
 
 def test_every_exportable_family_has_a_case():

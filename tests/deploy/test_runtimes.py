@@ -25,7 +25,7 @@ HW = (64, 64)
 
 
 def nontrivial(model: nn.Module, seed: int = 0) -> nn.Module:
-    return parity_model(model, seed)
+    return parity_model(model, seed, HW)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,8 @@ def _x(batch, seed=1):
 
 
 def test_names_and_availability():
-    assert RUNTIMES == ("eager", "ort", "compiled") and RUNTIME_CHOICES == ("auto", *RUNTIMES) == CLI_RUNTIMES
+    assert RUNTIMES == ("eager", "ort", "compiled", "int8") and RUNTIME_CHOICES == ("auto", *RUNTIMES) == CLI_RUNTIMES
+    assert runtimes.FP32_RUNTIMES == RUNTIMES[:3] and runtime_available("int8") is None
     assert runtime_available("eager") is None and runtime_available("ort") is None      # onnxruntime: the deploy extra
     with pytest.raises(ConfigError, match=r"runtime 'tensorrt' is unknown; choose one of \['eager', 'ort', 'comp"):
         runtime_available("tensorrt")
@@ -126,12 +127,12 @@ def test_compiled_bf16_within_its_tolerance(net):
     with torch.no_grad():
         want = net(_x(1, seed=6))
     diff = (r(_x(1, seed=6)) - want).abs().max()
-    assert 0 < diff <= BF16_RTOL * want.abs().max()        # not fp32 (diff > 0), within 2% of the peak
+    assert 0 < diff <= BF16_RTOL * want.abs().max()        # not fp32 (diff > 0), within 5% of the peak
 
 
 def test_choose_runtime_picks_the_fastest_passing(net, compiled):
     rep = choose_runtime(net, HW, threads=1, bf16=False)
-    assert set(rep["latency_ms"]) == set(RUNTIMES) and rep["rejected"] == {}
+    assert set(rep["latency_ms"]) == set(runtimes.FP32_RUNTIMES) and rep["rejected"] == {}
     assert rep["runtime"] == min(rep["latency_ms"], key=rep["latency_ms"].get)
     assert rep["parity"]["eager"] == 0 and max(rep["parity"].values()) <= 1e-4
     assert rep["cpu"] and rep["threads"] == 1 and rep["input_hw"] == list(HW) and rep["bf16"] is False
@@ -193,8 +194,8 @@ def test_profiler_times_the_runner(net, compiled):
 def test_evaluation_same_keypoints_and_ap_for_every_runtime(net, compiled, val_set, monkeypatch):
     """fp32 runtimes: the keypoints of eager within 0.01 px, AP within 0.002 (batch 1, flip test)."""
     monkeypatch.setattr("posenas_core.machine.cpu_info", lambda: {"model": "test", "native_bf16": False})
-    out = {rt: pipeline.evaluate_model(net, val_set, HW, runtime=rt, batch_size=1) for rt in RUNTIMES}
-    assert len(val_set.records) >= 4 and {m["runtime"] for m in out.values()} == set(RUNTIMES)
+    out = {rt: pipeline.evaluate_model(net, val_set, HW, runtime=rt, batch_size=1) for rt in runtimes.FP32_RUNTIMES}
+    assert len(val_set.records) >= 4 and {m["runtime"] for m in out.values()} == set(runtimes.FP32_RUNTIMES)
     for rt in ("ort", "compiled"):
         assert abs(out[rt]["coco"]["AP"] - out["eager"]["coco"]["AP"]) <= 0.002
         assert abs(out[rt]["pck@0.2"] - out["eager"]["pck@0.2"]) <= 0.002

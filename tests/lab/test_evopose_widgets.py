@@ -296,6 +296,20 @@ def _write_run(d, rows, gens, generations_total=3):
         append_jsonl(d / "generations.jsonl", _gen_row(g, rows))
 
 
+def test_refresh_sends_every_trace_whole_again(tmp_path):
+    """plotly.py sends only changes; "refresh" re-sends each trace whole, so a view that missed an update while
+    it was drawing itself is repaired (a browser test once saw the finished monitor without its points)."""
+    d = tmp_path / "evo"
+    _write_run(d, _candidates(n_gen=1)[:5], [1])
+    mon = EvolutionMonitor(d, autostart=False)
+    sent = []
+    mon.figure._send_restyle_msg = lambda data, trace_indexes=None, **kw: sent.append((trace_indexes, data))
+    mon.refresh()                                     # nothing changed on disk: plotly alone would send nothing
+    assert [t for t, _ in sent] == [[0], [1], [2], [3]]
+    assert sent[0][1]["x"] == [list(mon.figure.data[0].x)] and len(sent[0][1]["x"][0]) == 5
+    assert sent[0][1]["marker"] == [mon.figure.data[0].marker.to_plotly_json()]
+
+
 def test_evolution_monitor_follows_the_run(tmp_path):
     d = tmp_path / "evo"
     rows = _candidates(n_gen=2)

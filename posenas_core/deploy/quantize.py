@@ -1,0 +1,230 @@
+"""int8: ONNX Runtime static quantization of an exported network, calibrated on real crops, judged by AP.
+
+    q = quantize_onnx("net.onnx", "net-int8.onnx", calibration)       # calibration: (N, 3, H, W) crops
+    runner = make_runner(model, "int8", (256, 192), calibration=calibration)
+    check = int8_check(model, person_set, (256, 192), calibration)     # {"ap_fp32", "ap_int8", "drop", "ok"}
+
+Quantization (`quantize_onnx`): the fp32 export is pre-processed (shape inference, graph optimisation), then
+quantized in the QDQ format: weights int8 per output channel, activations uint8 with ranges calibrated on the
+crops given (MinMax by default, or "percentile" / "entropy"), so ONNX Runtime fuses the pairs into integer
+kernels. On a CPU without VNNI (AVX2 only) weights use 7 bits (`reduce_range`), as ONNX Runtime advises: its
+u8 x s8 products can saturate there. The int8 file keeps the fp32 file's metadata (spec, input size, stride)
+and adds `posenas.quantization` (a JSON of how it was made).
+
+int8 changes the network's numbers by design, so its check is not the fp32 parity (1e-4) but the task's own
+measure: OKS AP on a validation split within INT8_AP_DROP (0.01) of the fp32 network's (`int8_check`). The
+runner's `parity` (max |int8 - eager fp32| on the first calibration crops) and `parity_of_peak` are reported,
+not judged: a single heatmap pixel can move a lot while every keypoint stays put.
+
+Calibration crops must come from the data the network will see (`calibration_crops`: training-split person
+crops, no augmentation); random noise calibrates ranges that real images do not have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from posenas_core.deploy.runtimes import Runner
+from posenas_core.errors import ConfigError
+
+__all__ = ["INT8_AP_DROP", "CALIBRATION_METHODS", "quantize_onnx", "calibration_crops",
+           "calibration_from_dir", "Int8Runner", "int8_check", "int8_verdict", "cpu_has_vnni"]
+
+INT8_AP_DROP = 0.01             # an int8 network counts as accurate when its AP is within this of the fp32 one
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+CALIBRATION_CROPS = 64          # crops drawn for calibration by default
+QUANT_FORMAT = 1                # "posenas.quantization" format version
+
+
+def cpu_has_vnni() -> bool:
+    """True when the CPU has AVX512-VNNI, AVX-VNNI or AMX-INT8 (fast, non-saturating u8 x s8 dot products)."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return False
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def _as_batches(calibration, batch: int = 8) -> list[np.ndarray]:
+    if isinstance(calibration, torch.Tensor):
+        calibration = [calibration]
+    out = []
+    for c in calibration:
+        a = c.detach().cpu().numpy() if isinstance(c, torch.Tensor) else np.asarray(c)
+        if a.ndim != 4 or a.shape[1] != 3:
+            raise ConfigError(f"calibration crops must be (N, 3, H, W) images; got shape {tuple(a.shape)}")
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        out.extend(a[i:i + batch] for i in range(0, len(a), batch))
+    if not out:
+        raise ConfigError("int8 needs calibration crops (at least one (N, 3, H, W) batch); got none")
+    return out
+
+
+def _digest(batches: list[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for b in batches:
+        h.update(str(b.shape).encode())
+        h.update(b.tobytes())
+    return h.hexdigest()
+
+
+def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", per_channel: bool = True,
+                  reduce_range: bool | None = None) -> Path:
+    """Write the int8 (QDQ) version of the fp32 ONNX file `fp32_path` to `out_path` (atomically), calibrated
+    on `calibration` (a (N, 3, H, W) tensor / array or a list of them, at the file's input size). Returns
+    `out_path`. reduce_range None: 7-bit weights only where the CPU lacks VNNI."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from posenas_core.deploy.onnx_export import read_onnx_metadata
+
+    if method not in CALIBRATION_METHODS:
+        raise ConfigError(f"calibration method {method!r} is unknown; choose one of {list(CALIBRATION_METHODS)}")
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    meta = read_onnx_metadata(fp32_path)
+    hw = tuple(int(v) for v in meta["posenas.input_hw"].split("x")) if "posenas.input_hw" in meta else ()
+    batches = _as_batches(calibration)
+    if hw and tuple(batches[0].shape[-2:]) != hw:
+        raise ConfigError(f"calibration crops are {batches[0].shape[-2]}x{batches[0].shape[-1]}; the network was "
+                          f"exported at {hw[0]}x{hw[1]}: draw them at that size")
+    reduce = (not cpu_has_vnni()) if reduce_range is None else bool(reduce_range)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            b = next(self._it, None)
+            return None if b is None else {"images": b}
+
+    info = {"format": QUANT_FORMAT, "method": method, "per_channel": per_channel, "reduce_range": reduce,
+            "weights": "int8", "activations": "uint8", "quant_format": "QDQ",
+            "calibration_crops": int(sum(len(b) for b in batches)), "calibration_sha256": _digest(batches)[:16]}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+        pre, q = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(fp32_path), str(pre))
+        skip = _grouped_deconvs(pre)
+        info["fp32_nodes"] = skip
+        quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        nodes_to_exclude=skip,
+                        reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                          "percentile": CalibrationMethod.Percentile,
+                                          "entropy": CalibrationMethod.Entropy}[method],
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        _copy_metadata(fp32_path, q, {"posenas.quantization": json.dumps(info, sort_keys=True)})
+        os.replace(q, out_path)
+    return out_path
+
+
+def _grouped_deconvs(path: Path) -> list[str]:
+    """Names of the grouped ConvTranspose nodes: ONNX Runtime 1.32 scales their weights per channel along the
+    wrong axis (shapes (C,) and (C / groups,) do not broadcast), so they stay fp32."""
+    import onnx
+
+    out = []
+    for n in onnx.load(str(path)).graph.node:
+        groups = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if n.op_type == "ConvTranspose" and groups > 1:
+            out.append(n.name)
+    return out
+
+
+def _copy_metadata(src: Path, dst: Path, extra: dict) -> None:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+    props.update(extra)
+    model = onnx.load(str(dst))
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(dst))
+
+
+def calibration_crops(person_set, input_hw, *, n: int = CALIBRATION_CROPS, seed: int = 0, stride: int = 4
+                      ) -> torch.Tensor:
+    """(n, 3, H, W) normalised person crops of `person_set` (its training split, as the network was trained
+    on), without augmentation, drawn without replacement by default_rng([seed, 0x18]) (all when fewer)."""
+    from posenas_core.pipeline import make_dataset
+
+    ds = make_dataset(person_set, input_hw, train=False, stride=stride)
+    if len(ds) == 0:
+        raise ConfigError("int8 calibration needs person crops; the split given has no person")
+    idx = np.random.default_rng([seed, 0x18]).permutation(len(ds))[:n]
+    return torch.stack([torch.as_tensor(ds[int(i)]["image"]) for i in idx])
+
+
+def calibration_from_dir(data_dir, input_hw, *, n: int = CALIBRATION_CROPS, seed: int = 0) -> torch.Tensor:
+    """`calibration_crops` of a dataset directory's training split; ConfigError naming why when it has none."""
+    from posenas_core.errors import DataError
+    from posenas_core.pipeline import load_split
+
+    try:
+        train = load_split(data_dir, "train", train=False)
+    except DataError as err:
+        raise ConfigError(f"int8 calibrates on the training split of {data_dir}, which gives no crops: {err}") from None
+    return calibration_crops(train, input_hw, n=n, seed=seed)
+
+
+class Int8Runner(Runner):
+    """ONNX Runtime over the int8 (QDQ) quantization of the model's export, calibrated on `calibration`.
+    Both files are cached beside the ort runtime's exports, the int8 one named by the weights, size and a hash
+    of the calibration crops and method."""
+
+    def __init__(self, model: nn.Module, input_hw, threads: int, calibration, method: str = "minmax"):
+        super().__init__(model, "int8", input_hw)
+        from posenas_core.deploy.onnx_export import export_onnx, ort_session
+        from posenas_core.deploy.runtimes import _model_key, onnx_cache_dir
+
+        h, w = self.input_hw
+        batches = _as_batches(calibration)
+        stem = f"{_model_key(model)[:24]}-{h}x{w}"
+        fp32 = onnx_cache_dir() / f"{stem}.onnx"
+        if not fp32.is_file():
+            fp32.parent.mkdir(parents=True, exist_ok=True)
+            export_onnx(model, fp32, (h, w))
+        tag = hashlib.sha256(f"{method}:{_digest(batches)}:{cpu_has_vnni()}".encode()).hexdigest()[:12]
+        self.path = onnx_cache_dir() / f"{stem}-int8-{tag}.onnx"
+        if not self.path.is_file():
+            quantize_onnx(fp32, self.path, batches, method=method)
+        self.method = method
+        self._session = ort_session(self.path, threads=int(threads))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.input_hw:
+            raise ConfigError(f"this int8 runner was built at {self.input_hw[0]}x{self.input_hw[1]}; got an input "
+                              f"of {x.shape[-2]}x{x.shape[-1]}: make a runner for that size")
+        images = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self._session.run(["heatmaps"], {"images": images})[0])
+
+
+def int8_verdict(ap_fp32: float, ap_int8: float) -> dict:
+    """{"ap_fp32", "ap_int8", "drop" (fp32 - int8), "ok" (drop <= INT8_AP_DROP), "max_drop"}."""
+    drop = float(ap_fp32) - float(ap_int8)
+    return {"ap_fp32": float(ap_fp32), "ap_int8": float(ap_int8), "drop": drop, "ok": drop <= INT8_AP_DROP,
+            "max_drop": INT8_AP_DROP}
+
+
+def int8_check(model: nn.Module, person_set, input_hw, calibration, *, flip_test: bool = True) -> dict:
+    """OKS AP of `model` on `person_set` through int8 calibrated on `calibration` against ONNX Runtime fp32
+    (`pipeline.evaluate_model`): `int8_verdict`, plus the int8 runner's latency-free metrics under "metrics"."""
+    from posenas_core.pipeline import evaluate_model
+
+    out = evaluate_model(model, person_set, input_hw, flip_test=flip_test, runtime="int8", calibration=calibration)
+    return {**out["int8_check"], "metrics": out}
