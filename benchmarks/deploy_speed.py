@@ -27,7 +27,6 @@ The ONNX exports and the SynthPose split are cached under --work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -50,14 +49,10 @@ SAME_AS = "the compiled runner itself: bf16 auto chose fp32"
 ROUNDS = 3                  # latency: median of ROUNDS interleaved medians of min_run_time / ROUNDS s each
 
 
-@contextlib.contextmanager
 def threads(n: int):
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
+    from posenas_core.eval.profiler import num_threads
+
+    return num_threads(n)
 
 
 def first_line(err: BaseException) -> str:

@@ -107,13 +107,19 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     """COCO OKS AP/AR (10 stats), PoseTrack-style per-joint AP and PCK@0.2 (box-normalised) of `model`,
     run in fp32 on `device` (the model is moved there in place, as `nn.Module.to` does), through `runtime`
     (`deploy.runtimes.runner_for`: eager, ort, compiled, auto, int8; "runtime" and its notes join the metrics).
-    int8 needs `calibration` crops and adds "int8_check": its AP against ONNX Runtime fp32's (`deploy.quantize`)."""
+    int8 needs `calibration` crops and adds "int8_check": its AP against ONNX Runtime fp32's (`deploy.quantize`);
+    "auto" with `calibration` lets int8 win where its AP holds and it is faster (`evaluate_auto_with_int8`)."""
     from posenas_core.deploy.runtimes import runner_for
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
     from posenas_core.train.predict import output_stride_of, predict
 
     model = model.to(resolve_device(device))
+    if runtime == "auto" and calibration is not None and next(model.parameters()).device.type == "cpu":
+        from posenas_core.deploy.quantize import evaluate_auto_with_int8      # int8 joins, judged by AP
+
+        return evaluate_auto_with_int8(model, person_set, input_hw, calibration, decode=decode, flip_test=flip_test,
+                                       batch_size=batch_size, progress=progress, sigma=sigma)
     ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
                       stride=output_stride_of(model))
     net, rt = runner_for(model, runtime, input_hw, calibration=calibration)
@@ -310,10 +316,14 @@ def evaluate_checkpoint(checkpoint, *, data_dir, split: str = "val", decode: str
         raise ConfigError(f"{checkpoint}: no {RUN_INFO} beside it gives the input size; pass input_hw")
     person_set = load_split(data_dir, split, train=False)
     calibration = None
-    if runtime == "int8":                                 # quantization ranges from the training split's crops
-        from posenas_core.deploy.quantize import calibration_from_dir
+    if runtime == "int8" or (runtime == "auto" and resolve_device(device).type == "cpu"):
+        from posenas_core.deploy.quantize import calibration_from_dir     # int8's ranges: training-split crops
 
-        calibration = calibration_from_dir(data_dir, input_hw)
+        try:
+            calibration = calibration_from_dir(data_dir, input_hw)
+        except ConfigError:
+            if runtime == "int8":
+                raise                                     # "auto" goes on without int8
     metrics = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test,
                              sigma=info.get("sigma"), device=device, runtime=runtime, calibration=calibration)
     metrics.update(checkpoint=str(checkpoint), split=split, decode=decode, flip_test=flip_test, input_hw=list(input_hw))

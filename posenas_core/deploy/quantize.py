@@ -7,7 +7,7 @@
 Quantization (`quantize_onnx`): the fp32 export is pre-processed (shape inference, graph optimisation), then
 quantized in the QDQ format: weights int8 per output channel, activations uint8 with ranges calibrated on the
 crops given (MinMax by default, or "percentile" / "entropy"), so ONNX Runtime fuses the pairs into integer
-kernels. On a CPU without VNNI (AVX2 only) weights use 7 bits (`reduce_range`), as ONNX Runtime advises: its
+kernels. Grouped and depthwise convolutions stay fp32 (`_fp32_nodes`: slower in int8, or mis-quantized). On a CPU without VNNI (AVX2 only) weights use 7 bits (`reduce_range`), as ONNX Runtime advises: its
 u8 x s8 products can saturate there. The int8 file keeps the fp32 file's metadata (spec, input size, stride)
 and adds `posenas.quantization` (a JSON of how it was made).
 
@@ -118,7 +118,7 @@ def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", p
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         pre, q = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(fp32_path), str(pre))
-        skip = _grouped_deconvs(pre)
+        skip = _fp32_nodes(pre)
         info["fp32_nodes"] = skip
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         nodes_to_exclude=skip,
@@ -132,15 +132,17 @@ def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", p
     return out_path
 
 
-def _grouped_deconvs(path: Path) -> list[str]:
-    """Names of the grouped ConvTranspose nodes: ONNX Runtime 1.32 scales their weights per channel along the
-    wrong axis (shapes (C,) and (C / groups,) do not broadcast), so they stay fp32."""
+def _fp32_nodes(path: Path) -> list[str]:
+    """Names of the nodes left fp32: grouped ConvTranspose (ONNX Runtime 1.32 scales their weights per channel
+    along the wrong axis: shapes (C,) and (C / groups,) do not broadcast) and grouped or depthwise Conv (its int8
+    kernels are slower than fp32 ones: s-vipnas-mbv3 80.5 ms int8 vs 46.6 fp32, 44.3 with them left fp32;
+    AMD EPYC, 1 thread, 256x192)."""
     import onnx
 
     out = []
     for n in onnx.load(str(path)).graph.node:
         groups = next((a.i for a in n.attribute if a.name == "group"), 1)
-        if n.op_type == "ConvTranspose" and groups > 1:
+        if n.op_type in ("Conv", "ConvTranspose") and groups > 1:
             out.append(n.name)
     return out
 
@@ -228,3 +230,26 @@ def int8_check(model: nn.Module, person_set, input_hw, calibration, *, flip_test
 
     out = evaluate_model(model, person_set, input_hw, flip_test=flip_test, runtime="int8", calibration=calibration)
     return {**out["int8_check"], "metrics": out}
+
+
+def evaluate_auto_with_int8(model: nn.Module, person_set, input_hw, calibration, **kw) -> dict:
+    """`pipeline.evaluate_model` under "auto" where int8 may win: the fastest fp32 runtime that passes parity
+    (`choose_runtime`) against int8 calibrated on `calibration`; int8 is used when its AP is within INT8_AP_DROP
+    of ONNX Runtime fp32's and its batch-1 latency (same threads) is lower. The metrics are the chosen runtime's,
+    with "runtime_choice" holding both latencies and "int8_check"."""
+    from posenas_core.deploy.runtimes import _latency, runner_for
+    from posenas_core.pipeline import evaluate_model
+
+    fp32 = evaluate_model(model, person_set, input_hw, runtime="auto", **kw)
+    choice = fp32["runtime_choice"]
+    threads = choice["threads"]
+    q = evaluate_model(model, person_set, input_hw, runtime="int8", calibration=calibration, **kw)
+    r8 = runner_for(model, "int8", input_hw, threads=threads, calibration=calibration)[0]
+    ms = _latency(r8, tuple(input_hw), threads, 0.3)
+    best = fp32["runtime"]
+    use = q["int8_check"]["ok"] and ms < choice["latency_ms"][best]
+    choice["latency_ms"]["int8"] = ms
+    choice["int8"] = {"used": use, "why": "AP within the allowed drop and faster" if use else (
+        "AP dropped by more than the allowed" if not q["int8_check"]["ok"] else f"not faster than {best}")}
+    out = q if use else fp32
+    return {**out, "runtime_choice": choice, "int8_check": q["int8_check"]}

@@ -28,7 +28,6 @@ A runtime that fails parity is an error (`make_runner`) or rejected (`choose_run
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import importlib.util
@@ -116,14 +115,10 @@ def _output_stride(model: nn.Module):
     return None
 
 
-@contextlib.contextmanager
 def _threads(n: int):
-    prev = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
+    from posenas_core.eval.profiler import num_threads
+
+    return num_threads(int(n))
 
 
 def _eager_out(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

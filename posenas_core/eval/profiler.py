@@ -35,7 +35,7 @@ from posenas_core.errors import ConfigError
 
 __all__ = [
     "MACS_CONVENTION", "count_params", "count_macs", "measure_latency", "profile_model", "spec_stats",
-    "timing_model",
+    "timing_model", "num_threads",
 ]
 
 MACS_CONVENTION = ("MACs: one multiply-add = 1 (FlopCounterMode FLOPs / 2); convolutions, matmuls and "
@@ -85,7 +85,8 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _num_threads(threads: int) -> Iterator[None]:
+def num_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` inside the block, restored after."""
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -133,7 +134,7 @@ def measure_latency(model: nn.Module, input_size_hw: Sequence[int] = (256, 192),
             info["int8_note"] = ("calibrated on random crops: the latency holds, the accuracy is untested (posenas "
                                  "eval --runtime int8 calibrates on the data and compares AP with fp32)")
     x = _example_input(model, h, w, 1, in_channels)
-    with _eval_mode(model), _num_threads(threads):
+    with _eval_mode(model), num_threads(threads):
         for _ in range(warmup):
             model(x)
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)

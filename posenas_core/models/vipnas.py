@@ -137,6 +137,19 @@ def _mbv3_layers(spec: ViPNASMbv3Spec) -> tuple[nn.Module, list[nn.Sequential], 
     return stem, stages, c
 
 
+def init_vipnas_weights(net: nn.Module, conv_types: tuple, generator: torch.Generator | None) -> None:
+    """mmpose's init of ViPNAS nets: every conv of `conv_types` N(0, 0.001) with zero bias, norms at 1 / 0.
+    Shared by the static nets and the supernet (whose elastic convs are other types)."""
+    for m in net.modules():
+        if isinstance(m, conv_types):
+            nn.init.normal_(m.weight, std=0.001, generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class ViPNASNet(DropGeneratorMixin, nn.Module):
     """stem -> stages -> head (deconvs) -> final 1x1: (B, 3, H, W) -> (B, K, H/s, W/s), s = spec.output_stride.
 
@@ -162,14 +175,7 @@ class ViPNASNet(DropGeneratorMixin, nn.Module):
         self._init_weights(generator)
 
     def _init_weights(self, generator: torch.Generator | None) -> None:
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(m.weight, std=0.001, generator=generator)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_vipnas_weights(self, (nn.Conv2d, nn.ConvTranspose2d), generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x, self.stride, "backbone")

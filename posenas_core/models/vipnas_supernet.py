@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from posenas_core.errors import SpecError
-from posenas_core.models.vipnas import ViPNASNet, gc_planes
+from posenas_core.models.vipnas import ViPNASNet, gc_planes, init_vipnas_weights
 from posenas_core.ops.elastic import (
     ElasticBatchNorm2d,
     ElasticConv2d,
@@ -202,14 +202,7 @@ class ViPNASSupernet(nn.Module):
             self._init_weights(generator)
 
     def _init_weights(self, generator: torch.Generator | None) -> None:
-        for mod in self.modules():
-            if isinstance(mod, (ElasticConv2d, ElasticConvTranspose2d)):
-                nn.init.normal_(mod.weight, std=0.001, generator=generator)
-                if mod.bias is not None:
-                    nn.init.zeros_(mod.bias)
-            elif isinstance(mod, (nn.BatchNorm2d, nn.LayerNorm)):
-                nn.init.ones_(mod.weight)
-                nn.init.zeros_(mod.bias)
+        init_vipnas_weights(self, (ElasticConv2d, ElasticConvTranspose2d), generator)
 
     def forward(self, x: torch.Tensor, arch: _Arch) -> torch.Tensor:
         arch = self.space.validate(arch)

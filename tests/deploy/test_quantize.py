@@ -98,7 +98,8 @@ def test_int8_file_is_cached_by_calibration(net, crops):
 
 
 def test_grouped_deconvs_stay_fp32(tmp_path, env):
-    """ONNX Runtime 1.32 cannot quantize a grouped ConvTranspose per channel: such nodes are left fp32."""
+    """Grouped convs stay fp32 (ONNX Runtime 1.32 cannot quantize a grouped ConvTranspose per channel, and its
+    grouped int8 convs are slower than fp32); the dense ones are quantized."""
     import onnx
 
     from posenas_core.deploy.onnx_export import export_onnx
@@ -108,9 +109,10 @@ def test_grouped_deconvs_stay_fp32(tmp_path, env):
     out = quantize_onnx(export_onnx(net, tmp_path / "n.onnx", HW), tmp_path / "q.onnx", torch.randn(4, 3, *HW))
     q = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["posenas.quantization"])
     model = onnx.load(str(out))
-    deconvs = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
-    grouped = [n.name for n in deconvs if any(a.name == "group" and a.i > 1 for a in n.attribute)]
-    assert grouped and sorted(q["fp32_nodes"]) == sorted(grouped)      # its head's deconvs are grouped
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    grouped = [n.name for n in convs if any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert any(n.op_type == "ConvTranspose" and n.name in grouped for n in convs)   # its head's deconvs
+    assert sorted(q["fp32_nodes"]) == sorted(grouped) and len(grouped) < len(convs)
     assert ort_runs(out)
 
 
@@ -130,6 +132,19 @@ def test_evaluate_model_int8_reports_its_ap_against_fp32(net, data_dir, crops):
     fp32 = pipeline.evaluate_model(net, val, HW, runtime="ort", batch_size=4)
     assert c["ap_fp32"] == fp32["coco"]["AP"] and c["ok"] == (c["drop"] <= INT8_AP_DROP)
     assert int8_verdict(0.5, 0.495)["ok"] and not int8_verdict(0.5, 0.48)["ok"]
+
+
+def test_auto_with_calibration_lets_int8_win_only_where_ap_holds_and_faster(net, data_dir, crops):
+    val = pipeline.load_split(data_dir, "val", train=False)
+    out = pipeline.evaluate_model(net, val, HW, runtime="auto", calibration=crops, batch_size=4)
+    choice, check = out["runtime_choice"], out["int8_check"]
+    lat = choice["latency_ms"]
+    assert set(lat) >= {"eager", "ort", "int8"} and check["ap_fp32"] >= 0
+    fastest_fp32 = min((k for k in lat if k != "int8"), key=lat.get)
+    won = check["ok"] and lat["int8"] < lat[fastest_fp32]
+    assert choice["int8"]["used"] == won and out["runtime"] == ("int8" if won else fastest_fp32)
+    want = check["ap_int8"] if won else pipeline.evaluate_model(net, val, HW, batch_size=4)["coco"]["AP"]
+    assert abs(out["coco"]["AP"] - want) <= 0.002          # the metrics are the chosen runtime's
 
 
 def test_cli_eval_and_profile_take_int8(net, data_dir, tmp_path, capsys):
