@@ -293,10 +293,12 @@ def _build(model, runtime, hw, threads, bf16, min_run_time=0.3, int8=None) -> Ru
     (int8: and calibration). int8: (calibration crops, method); its parity is measured on the first crops."""
     x = None
     if runtime == "int8":
+        import numpy as np
+
         from posenas_core.deploy.quantize import _as_batches, _digest
 
         batches = _as_batches(int8[0])
-        x, int8_key = torch.from_numpy(batches[0][:4]), (_digest(batches), int8[1])
+        x, int8_key = torch.from_numpy(np.concatenate(batches)[:4]), (_digest(batches), int8[1])
     key = (_model_key(model), runtime, hw, threads, bf16, int8_key if runtime == "int8" else None)
     if key in _RUNNERS:
         _RUNNERS.move_to_end(key)
