@@ -84,7 +84,8 @@ def preset_result(name: str, data: Path, a, hw) -> dict:
         s.update(ap_minus_eager=round(s["AP"] - out["runtimes"].get("eager", s)["AP"], 4),
                  max_shift_px=round(float(shift.max()), 3), median_shift_px=round(float(np.median(shift)), 3))
         if rt in ("ort", "int8"):
-            s["latency_ms"] = round(measure_latency(runner, hw, threads=1, min_run_time=a.min_run_time)["latency_ms"], 2)
+            ms = measure_latency(runner, hw, threads=1, min_run_time=a.min_run_time)["latency_ms"]
+            s["latency_ms"] = round(ms, 2)
         out["runtimes"][rt] = s
         print(f"  {name} {rt}: AP {s['AP']:.4f} ({s['ap_minus_eager']:+.4f}), max shift {s['max_shift_px']:.2f} px",
               flush=True)

@@ -5,14 +5,15 @@
 2. Per preset at its input size (256x192 for all but evopose2d-m / -l), batch 1, --threads threads: latency
    (median, IQR; `eval.profiler.measure_latency`) of eager fp32, ort fp32, compiled (bf16 "auto") and compiled
    fp32, and int8 (ONNX Runtime static quantization calibrated on random crops: speed only, as the weights are
-   random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity vs eager (max |diff| and relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time
-   and its fraction of the fp32 peak (and of the bf16 peak for a bf16 runner); the best runtime's speed-up over
-   eager (issue 12's target >= 2x) among the fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the error's
-   first line), the run goes on.
+   random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity vs eager (max |diff| and
+   relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time and its fraction of the fp32 peak (and
+   of the bf16 peak for a bf16 runner); the best runtime's speed-up over eager (issue 12's target >= 2x) among the
+   fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the error's first
+   line), the run goes on.
 3. Batched prediction (`train.predict.predict`, flip test, batch 32, --predict-threads) over a SynthPose val
    split, one dense and one MBConv preset at their input size: person crops / s of each runtime, the best one
    over eager (target >= 2x), and keypoint agreement with eager (max and median pixel difference). Weights are
-   random (seeded), so no AP here: AP equality per runtime is tested in tests/deploy/test_runtimes.py.
+   random (seeded), so no AP here: AP per runtime on trained networks is benchmarks/deploy_accuracy.py's.
 4. --layers: s-vipnas-mbv3, 1 thread, batch 1: torch.profiler of eager by op and input shape (top 15 by self CPU
    time) and ONNX Runtime's profile summed per node type, convolutions split into dense / grouped / depthwise.
 
@@ -388,10 +389,11 @@ def main() -> None:
         t = time.perf_counter()
         data = pipeline.synthpose_dir(a.work / f"synthpose_0_{a.val_images}", 0, a.val_images, seed=0, progress=False)
         result["predict"] = {"threads": a.predict_threads, "batch": 32, "flip_test": True, "reps": a.predict_reps,
-                             "ap": "not measured (random weights); AP per runtime: tests/deploy/test_runtimes.py",
+                             "ap": "not measured (random weights); AP per runtime on trained nets: "
+                                   "benchmarks/deploy_accuracy.py",
                              "kp_note": "random weights: heatmaps without a clear peak (ties over uniform image "
                                         "areas) move their argmax on tiny differences, bf16 most; keypoints and AP "
-                                        "agree on trained nets (the test)",
+                                        "agree on trained nets (benchmarks/deploy_accuracy.py)",
                              "presets": predict_throughput(QUICK_PREDICT if a.quick else PREDICT_PRESETS, a, data)}
         seconds["predict"] = time.perf_counter() - t
     if a.layers:

@@ -5,11 +5,12 @@
     check = int8_check(model, person_set, (256, 192), calibration)     # {"ap_fp32", "ap_int8", "drop", "ok"}
 
 Quantization (`quantize_onnx`): the fp32 export is pre-processed (shape inference, graph optimisation), then
-quantized in the QDQ format: weights int8 per output channel, activations uint8 with ranges calibrated on the
-crops given (MinMax by default, or "percentile" / "entropy"), so ONNX Runtime fuses the pairs into integer
-kernels. Grouped and depthwise convolutions stay fp32 (`_fp32_nodes`: slower in int8, or mis-quantized). On a CPU without VNNI (AVX2 only) weights use 7 bits (`reduce_range`), as ONNX Runtime advises: its
-u8 x s8 products can saturate there. The int8 file keeps the fp32 file's metadata (spec, input size, stride)
-and adds `posenas.quantization` (a JSON of how it was made).
+quantized in the QDQ format: weights int8 per output channel, activations uint8 with ranges calibrated on the crops
+given (MinMax by default, or "percentile" / "entropy"), so ONNX Runtime fuses the pairs into integer kernels.
+Grouped and depthwise convolutions stay fp32 (`_fp32_nodes`: slower in int8, or mis-quantized). On a CPU without
+VNNI (AVX2 only) weights use 7 bits (`reduce_range`), as ONNX Runtime advises: its u8 x s8 products can saturate
+there. The int8 file keeps the fp32 file's metadata (spec, input size, stride) and adds `posenas.quantization` (a
+JSON of how it was made).
 
 int8 changes the network's numbers by design, so its check is not the fp32 parity (1e-4) but the task's own
 measure: OKS AP on a validation split within INT8_AP_DROP (0.01) of the fp32 network's (`int8_check`). The
@@ -42,6 +43,7 @@ INT8_AP_DROP = 0.01             # an int8 network counts as accurate when its AP
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 CALIBRATION_CROPS = 64          # crops drawn for calibration by default
 QUANT_FORMAT = 1                # "posenas.quantization" format version
+QUANT_POLICY = 2                # what is quantized (2: grouped / depthwise convs stay fp32); part of the cache key
 
 
 def cpu_has_vnni() -> bool:
@@ -119,7 +121,8 @@ def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", p
             b = next(self._it, None)
             return None if b is None else {"images": b}
 
-    info = {"format": QUANT_FORMAT, "method": method, "per_channel": per_channel, "reduce_range": reduce,
+    info = {"format": QUANT_FORMAT, "policy": QUANT_POLICY, "method": method, "per_channel": per_channel,
+            "reduce_range": reduce,
             "weights": "int8", "activations": "uint8", "quant_format": "QDQ",
             "calibration_crops": int(sum(len(b) for b in batches)), "calibration_sha256": _digest(batches)[:16]}
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +215,8 @@ class Int8Runner(Runner):
         if not fp32.is_file():
             fp32.parent.mkdir(parents=True, exist_ok=True)
             export_onnx(model, fp32, (h, w))
-        tag = hashlib.sha256(f"{method}:{_digest(batches)}:{cpu_has_vnni()}".encode()).hexdigest()[:12]
+        key = f"{QUANT_POLICY}:{method}:{_digest(batches)}:{cpu_has_vnni()}"
+        tag = hashlib.sha256(key.encode()).hexdigest()[:12]
         self.path = onnx_cache_dir() / f"{stem}-int8-{tag}.onnx"
         if not self.path.is_file():
             quantize_onnx(fp32, self.path, batches, method=method)
