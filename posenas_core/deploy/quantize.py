@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from posenas_core.deploy.runtimes import Runner
+from posenas_core.deploy.runtimes import OrtRunner, Runner
 from posenas_core.errors import ConfigError
 
 __all__ = ["INT8_AP_DROP", "CALIBRATION_METHODS", "quantize_onnx", "calibration_crops",
@@ -198,13 +198,13 @@ def calibration_from_dir(data_dir, input_hw, *, n: int = CALIBRATION_CROPS, seed
     return calibration_crops(train, input_hw, n=n, seed=seed)
 
 
-class Int8Runner(Runner):
+class Int8Runner(OrtRunner):
     """ONNX Runtime over the int8 (QDQ) quantization of the model's export, calibrated on `calibration`.
     Both files are cached beside the ort runtime's exports, the int8 one named by the weights, size and a hash
-    of the calibration crops and method."""
+    of the calibration crops and method. Runs as the ort runner does (same forward)."""
 
     def __init__(self, model: nn.Module, input_hw, threads: int, calibration, method: str = "minmax"):
-        super().__init__(model, "int8", input_hw)
+        Runner.__init__(self, model, "int8", input_hw)          # not OrtRunner's: it would export and load fp32
         from posenas_core.deploy.onnx_export import export_onnx, ort_session
         from posenas_core.deploy.runtimes import _model_key, onnx_cache_dir
 
@@ -222,13 +222,6 @@ class Int8Runner(Runner):
             quantize_onnx(fp32, self.path, batches, method=method)
         self.method = method
         self._session = ort_session(self.path, threads=int(threads))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.input_hw:
-            raise ConfigError(f"this int8 runner was built at {self.input_hw[0]}x{self.input_hw[1]}; got an input "
-                              f"of {x.shape[-2]}x{x.shape[-1]}: make a runner for that size")
-        images = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self._session.run(["heatmaps"], {"images": images})[0])
 
 
 def int8_verdict(ap_fp32: float, ap_int8: float) -> dict:

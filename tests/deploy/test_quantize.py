@@ -16,29 +16,8 @@ from posenas_core.deploy.quantize import INT8_AP_DROP, calibration_crops, int8_v
 from posenas_core.deploy.runtimes import choose_runtime, make_runner
 from posenas_core.errors import ConfigError
 from posenas_core.models.registry import build_model
-from posenas_core.spaces.evopose import EvoPoseSpec, genotype_from_str
 
 HW = (64, 64)
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("POSENAS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for cache in (runtimes._RUNNERS, runtimes._CHOICES, runtimes._BF16):
-        cache.clear()
-    yield
-    torch.set_num_threads(n)
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def net(env):
-    g = genotype_from_str("k3b1c1s1-k3b1c1s2-k3b1c1s2-k3b1c1s2-k3b1c1s1-k3b1c1s2-k3b1c1s1")
-    spec = EvoPoseSpec(genotype=g, head_channels=16)
-    return parity_model(build_model(spec, generator=torch.Generator().manual_seed(0)), 0, HW)
 
 
 @pytest.fixture(scope="module")
