@@ -148,9 +148,9 @@ def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", p
 
 def _fp32_nodes(path: Path) -> list[str]:
     """Names of the nodes left fp32: grouped ConvTranspose (ONNX Runtime 1.32 scales their weights per channel
-    along the wrong axis: shapes (C,) and (C / groups,) do not broadcast) and grouped or depthwise Conv (its int8
-    kernels are slower than fp32 ones: s-vipnas-mbv3 80.5 ms int8 vs 46.6 fp32, 44.3 with them left fp32;
-    AMD EPYC, 1 thread, 256x192)."""
+    along the wrong axis: shapes (C,) and (C / groups,) do not broadcast) and grouped or depthwise Conv (ONNX
+    Runtime's grouped int8 kernels are slow: s-vipnas-mbv3 80.5 ms all int8 vs 46.6 fp32; AMD EPYC, 1 thread,
+    256x192)."""
     import onnx
 
     out = []
