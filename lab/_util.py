@@ -372,10 +372,7 @@ def sync_figure(live, fresh, layout_keys: Sequence[str] = ()) -> None:
     every view rendered later (the widget displayed after the update, a reloaded page) loses that data
     (a bar chart without y became horizontal bars in the GenotypeEditor)."""
     for lt, ft in zip(live.data, fresh.data):
-        d = ft.to_plotly_json()
-        d.pop("type", None)
-        d.pop("uid", None)  # the live trace keeps its id
-        lt.update(d, overwrite=True)  # one restyle of this trace only
+        lt.update(_trace_props(ft), overwrite=True)  # one restyle of this trace only
     for key in layout_keys:
         part = fresh.layout[key]
         live.layout[key].update(part.to_plotly_json() if part is not None else {}, overwrite=True)
@@ -391,10 +388,15 @@ def resend_figure(live) -> None:
     if send is None:
         return
     for i, trace in enumerate(live.data):
-        d = trace.to_plotly_json()
-        d.pop("type", None)
-        d.pop("uid", None)
-        send({k: [v] for k, v in d.items()}, trace_indexes=[i])
+        send({k: [v] for k, v in _trace_props(trace).items()}, trace_indexes=[i])
+
+
+def _trace_props(trace) -> dict:
+    """A trace's properties as plotly JSON, less its type and id (a live trace keeps both)."""
+    d = trace.to_plotly_json()
+    d.pop("type", None)
+    d.pop("uid", None)
+    return d
 
 
 def save_figure_state(live) -> None:

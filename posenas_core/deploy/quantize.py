@@ -48,16 +48,9 @@ QUANT_POLICY = 2                # what is quantized (2: grouped / depthwise conv
 
 def cpu_has_vnni() -> bool:
     """True when the CPU has AVX512-VNNI, AVX-VNNI or AMX-INT8 (fast, non-saturating u8 x s8 dot products)."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        return False
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    from posenas_core.machine import cpu_info
+
+    return bool(set(cpu_info()["features"]) & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def _as_batches(calibration, batch: int = 2) -> list[np.ndarray]:
@@ -204,20 +197,15 @@ class Int8Runner(OrtRunner):
     of the calibration crops and method. Runs as the ort runner does (same forward)."""
 
     def __init__(self, model: nn.Module, input_hw, threads: int, calibration, method: str = "minmax"):
-        Runner.__init__(self, model, "int8", input_hw)          # not OrtRunner's: it would export and load fp32
-        from posenas_core.deploy.onnx_export import export_onnx, ort_session
-        from posenas_core.deploy.runtimes import _model_key, onnx_cache_dir
+        Runner.__init__(self, model, "int8", input_hw)          # not OrtRunner's: it would load the fp32 file
+        from posenas_core.deploy.onnx_export import ort_session
+        from posenas_core.deploy.runtimes import _cached_export
 
-        h, w = self.input_hw
         batches = _as_batches(calibration)
-        stem = f"{_model_key(model)[:24]}-{h}x{w}"
-        fp32 = onnx_cache_dir() / f"{stem}.onnx"
-        if not fp32.is_file():
-            fp32.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(model, fp32, (h, w))
+        fp32 = _cached_export(model, self.input_hw)
         key = f"{QUANT_POLICY}:{method}:{_digest(batches)}:{cpu_has_vnni()}"
         tag = hashlib.sha256(key.encode()).hexdigest()[:12]
-        self.path = onnx_cache_dir() / f"{stem}-int8-{tag}.onnx"
+        self.path = fp32.with_name(f"{fp32.stem}-int8-{tag}.onnx")
         if not self.path.is_file():
             quantize_onnx(fp32, self.path, batches, method=method)
         self.method = method

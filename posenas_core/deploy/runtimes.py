@@ -20,8 +20,9 @@ both on the CPU, so `train.predict.predict` runs it unchanged. It keeps `spec`, 
   where the CPU has native bf16 (`machine.cpu_info`), it passes the bf16 parity and it times faster than fp32.
 
 Parity: fp32 runtimes within PARITY_ATOL (1e-4) absolute of eager fp32; bf16 within BF16_RTOL (5%) of the peak
-|value| of the eager heatmaps (at least 1, a trained network's target peak) (bf16 rounds to 8 mantissa bits, ~0.4% per operation, and a deep network with
-normalised activations adds 2-3% of the peak: benchmarks/deploy_accuracy.py measures what that does to AP).
+|value| of the eager heatmaps, at least 1 (a trained network's target peak). bf16 rounds to 8 mantissa bits,
+~0.4% per operation, and a deep network with normalised activations adds 2-3% of the peak;
+benchmarks/deploy_accuracy.py measures what that does to AP.
 A runtime that fails parity is an error (`make_runner`) or rejected (`choose_runtime`). int8 ("int8",
 `deploy.quantize`) is not judged by parity but by AP, and "auto" never picks it.
 """
@@ -147,20 +148,28 @@ class Runner(nn.Module):
         return f"runtime={self.runtime!r}, input_hw={self.input_hw}, bf16={self.bf16}"
 
 
+def _cached_export(model: nn.Module, input_hw) -> Path:
+    """The model's fp32 ONNX export at `input_hw` in `onnx_cache_dir()`, named by a hash of spec, weights and
+    size; exported on first use (the ort runtime's file, and the int8 runtime's starting point)."""
+    from posenas_core.deploy.onnx_export import export_onnx
+
+    h, w = input_hw
+    path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}.onnx"
+    if not path.is_file():          # export_onnx writes atomically: a present file is complete
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(model, path, (h, w))
+    return path
+
+
 class OrtRunner(Runner):
     """ONNX Runtime over the model's export (fixed H x W, dynamic batch)."""
 
     def __init__(self, model: nn.Module, input_hw, threads: int):
         super().__init__(model, "ort", input_hw)
-        from posenas_core.deploy.onnx_export import export_onnx, ort_session
+        from posenas_core.deploy.onnx_export import ort_session
 
-        h, w = self.input_hw
-        path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}.onnx"
-        if not path.is_file():          # export_onnx writes atomically: a present file is complete
-            path.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(model, path, (h, w))
-        self.path = path
-        self._session = ort_session(path, threads=int(threads))
+        self.path = _cached_export(model, self.input_hw)
+        self._session = ort_session(self.path, threads=int(threads))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) != self.input_hw:
