@@ -3,10 +3,11 @@
 1. Peak: 1-thread (and --threads) matmul GFLOP/s, 2048 x 2048, 2 n^3 / t, median of 5; fp32, and bf16 where the
    CPU has native bf16 (`machine.cpu_info`), else "skipped"; measured before and after part 2, the higher counts.
 2. Per preset at its input size (256x192 for all but evopose2d-m / -l), batch 1, --threads threads: latency
-   (median, IQR; `eval.profiler.measure_latency`) of eager fp32, ort fp32, compiled (bf16 "auto") and compiled
-   fp32, and int8 (ONNX Runtime static quantization calibrated on random crops: speed only, as the weights are
-   random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity vs eager (max |diff| and
-   relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time and its fraction of the fp32 peak (and
+   (median, IQR; `eval.profiler.measure_latency`) of eager fp32, ort fp32 (the "fast" export form), ort fp32
+   over an export of the model's own ops ("ort-plain": what the rewrites of `deploy.rewrites` gain), compiled
+   (bf16 "auto") and compiled fp32, and int8 (ONNX Runtime static quantization calibrated on random crops: speed
+   only, as the weights are random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity
+   vs eager (max |diff| and relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time and its fraction of the fp32 peak (and
    of the bf16 peak for a bf16 runner); the best runtime's speed-up over eager (issue 12's target >= 2x) among the
    fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the error's first
    line), the run goes on.
@@ -43,8 +44,9 @@ QUICK_PRESETS = ("baseline-mbv3", "s-vipnas-mbv3")
 PREDICT_PRESETS = ("baseline-resnet-s2", "evopose2d-xs")      # one dense, one MBConv
 QUICK_PREDICT = ("baseline-resnet-s2", "baseline-mbv3")
 LAYERS_PRESET = "s-vipnas-mbv3"
-RUNTIME_ROWS = ("eager", "ort", "compiled", "compiled-fp32", "int8")   # compiled: bf16 "auto"
-FP32_ROWS = RUNTIME_ROWS[:4]          # "best" / "speedup": runtimes that pass parity; int8 apart (judged by AP)
+RUNTIME_ROWS = ("eager", "ort", "ort-plain", "compiled", "compiled-fp32", "int8")   # compiled: bf16 "auto"
+FP32_ROWS = ("eager", "ort", "compiled", "compiled-fp32")   # "best" / "speedup": the library's runtimes that
+#                                                             pass parity; int8 apart (judged by AP)
 INT8_CALIBRATION = 16                 # random crops: the weights are random too, so int8 here is speed only
 SAME_AS = "the compiled runner itself: bf16 auto chose fp32"
 ROUNDS = 3                  # latency: median of ROUNDS interleaved medians of min_run_time / ROUNDS s each
@@ -119,12 +121,29 @@ def parity(model: nn.Module, runner: nn.Module, hw) -> dict:
     return {"max_abs_diff": diff, "peak_abs": peak, "diff_of_peak": diff / max(peak, 1e-12)}
 
 
-def build_runners(model, hw, n_threads: int) -> tuple[dict, dict]:
+class PlainFormOrt(nn.Module):
+    """ONNX Runtime over an export of the model's own ops (form="plain"): the "ort-plain" row, what the ort
+    runtime's fast form (`deploy.rewrites`) is measured against."""
+
+    def __init__(self, model: nn.Module, hw, n_threads: int, path: Path):
+        super().__init__()
+        from posenas_core.deploy import export_onnx, ort_session
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._session = ort_session(export_onnx(model, path, hw, form="plain"), threads=n_threads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._session.run(["heatmaps"], {"images": x.contiguous().numpy()})[0])
+
+
+def build_runners(model, hw, n_threads: int, plain_path: Path) -> tuple[dict, dict]:
     """({row name: runner}, {row name: error or note}) for RUNTIME_ROWS; no compiled-fp32 runner when compiled's
     bf16 "auto" chose fp32 (the same runner: SAME_AS note)."""
     from posenas_core.deploy import make_runner, runtime_available
 
     runners, notes = {"eager": model}, {}
+    if runtime_available("ort") is None:
+        runners["ort-plain"] = PlainFormOrt(model, hw, n_threads, plain_path)
     cal = torch.randn(INT8_CALIBRATION, 3, *hw, generator=torch.Generator().manual_seed(1))
     for row, rt, bf16 in (("ort", "ort", "auto"), ("compiled", "compiled", "auto"),
                           ("compiled-fp32", "compiled", False), ("int8", "int8", False)):
@@ -172,7 +191,7 @@ def preset_row(preset, a) -> dict:
     hw = tuple(preset.input_size_hw)
     model = seeded_model(preset.spec, hw=hw)
     macs = count_macs(model, hw)
-    runners, notes = build_runners(model, hw, a.threads)
+    runners, notes = build_runners(model, hw, a.threads, a.work / "plain" / f"{preset.name}-{hw[0]}x{hw[1]}.onnx")
     lats, failed = timings(runners, hw, a.threads, a.min_run_time)
     row = {"input": f"{hw[0]}x{hw[1]}", "input_note": "256x192" if hw == (256, 192) else "the preset's own size",
            "macs": macs, "runtimes": {}}
@@ -199,7 +218,7 @@ def preset_row(preset, a) -> dict:
     best = min(fp32, key=fp32.get)
     row.update(best=best, speedup=timed["eager"] / timed[best] if "eager" in timed else None)
     if "int8" in timed and "eager" in timed:    # the fast path where int8 keeps AP (benchmarks/deploy_accuracy.py)
-        row.update(speedup_int8=timed["eager"] / min(timed.values()), int8_over_ort=(
+        row.update(speedup_int8=timed["eager"] / min(fp32[best], timed["int8"]), int8_over_ort=(
             timed["ort"] / timed["int8"] if "ort" in timed else None))
     try:
         row["choose_runtime"] = choose_runtime(model, hw, threads=a.threads, min_run_time=min(0.3, a.min_run_time))
@@ -316,10 +335,13 @@ def layer_view(work: Path, reps: int = 10) -> dict:
 
 
 def table(rows: dict) -> str:
-    lines = ["| preset | GMACs | eager ms | ort ms | compiled ms | best fp32 | speed-up | GFLOP/s | % of fp32 peak "
-             "| int8 ms | int8 / ort | speed-up with int8 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| preset | GMACs | eager ms | ort ms | ort, plain form ms | compiled ms | best fp32 | speed-up "
+             "| GFLOP/s | % of fp32 peak | int8 ms | int8 / ort | speed-up with int8 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def ms(r, k):
+        if k not in r["runtimes"]:
+            return "-"
         return f"{r['runtimes'][k]['latency_ms']:.1f}" if "latency_ms" in r["runtimes"][k] else "failed"
 
     for name, r in rows.items():
@@ -331,7 +353,8 @@ def table(rows: dict) -> str:
         c_txt = "failed" if c is None else ms(r, c) + (" (bf16)" if r["runtimes"][c]["bf16"] else "")
         b = r["runtimes"][r["best"]]
         size = "" if r["input"] == "256x192" else f" @{r['input']}"
-        lines.append(f"| {name}{size} | {r['macs'] / 1e9:.3f} | {ms(r, 'eager')} | {ms(r, 'ort')} | {c_txt} | "
+        lines.append(f"| {name}{size} | {r['macs'] / 1e9:.3f} | {ms(r, 'eager')} | {ms(r, 'ort')} | "
+                     f"{ms(r, 'ort-plain')} | {c_txt} | "
                      f"{r['best']}{' (bf16)' if b['bf16'] else ''} | {r['speedup']:.2f}x | {b['gflops']:.1f} | "
                      f"{100 * b['of_fp32_peak']:.0f}% | {ms(r, 'int8')} | "
                      + (f"{r['int8_over_ort']:.2f}x | {r['speedup_int8']:.2f}x |" if r.get("int8_over_ort") else

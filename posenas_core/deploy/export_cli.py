@@ -1,5 +1,5 @@
-"""`posenas export SOURCE --format onnx --input HxW --out FILE [--opset N] [--deconv subpixel|native]
-[--no-check]` (wired into `posenas_core.cli`). Building the parser imports no torch: `posenas --help` stays fast.
+"""`posenas export SOURCE --format onnx --input HxW --out FILE [--opset N] [--form fast|plain] [--no-check]`
+(wired into `posenas_core.cli`). Building the parser imports no torch: `posenas --help` stays fast.
 
 SOURCE is anything `deploy.sources.load_source` takes. After the export, ONNX Runtime's output is compared
 with PyTorch's on a seeded batch; a difference over PARITY_ATOL is an error (exit 2) naming it.
@@ -46,9 +46,9 @@ def add_export_parser(sub) -> argparse.ArgumentParser:
                    help="network input HxW, multiples of the network stride (default: the source's, else 256x192)")
     p.add_argument("--out", type=Path, required=True, help="the file to write")
     p.add_argument("--opset", type=_opset, default=None, help="ONNX operator set 18..23 (default: the exporter's)")
-    p.add_argument("--deconv", choices=("subpixel", "native"), default="subpixel",
-                   help="transposed convolutions as one Conv per output phase + Col2Im, faster in ONNX Runtime "
-                        "(subpixel, default), or as ConvTranspose nodes (native)")
+    p.add_argument("--form", choices=("fast", "plain"), default="fast",
+                   help="fast (default): the same function in ops ONNX Runtime runs faster (transposed convs as "
+                        "per-phase convs + Col2Im, grouped convs as depthwise); plain: the model's own ops")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     return p
 
@@ -61,13 +61,13 @@ def cmd_export(a) -> dict:
     model, spec, info = load_source(a.source, input_hw=a.input)
     hw = info["input_hw"] or DEFAULT_INPUT
     t0 = time.perf_counter()
-    out = export_onnx(model, a.out, hw, spec=spec, opset=a.opset, deconv=a.deconv,
+    out = export_onnx(model, a.out, hw, spec=spec, opset=a.opset, form=a.form,
                       metadata={"posenas.source": str(a.source), "posenas.weights": info["weights"]})
     seconds = time.perf_counter() - t0
     short = spec.to_short() if hasattr(spec, "to_short") else spec.to_json()
     result = {"out": str(out), "format": a.format, "spec": short, "kind": spec.KIND,
               "source_kind": info["source_kind"], "weights": info["weights"], "input": f"{hw[0]}x{hw[1]}",
-              "deconv": a.deconv, "bytes": out.stat().st_size, "seconds": round(seconds, 2),
+              "form": a.form, "bytes": out.stat().st_size, "seconds": round(seconds, 2),
               "parity_max_abs_diff": None}
     if not a.no_check:
         t0 = time.perf_counter()

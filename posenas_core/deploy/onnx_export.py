@@ -5,14 +5,14 @@
     onnx_spec("net.onnx")                          -> the Spec stored in its metadata ("posenas.spec")
     onnx_parity(model, "net.onnx", (256, 192))     -> max |ORT - eager| on a seeded random batch
 
-Transposed convolutions are written in their sub-pixel form by default (`deploy.subpixel`: one Conv per output
-phase, then Col2Im), which ONNX Runtime runs faster; deconv="native" keeps the ConvTranspose nodes (for a
-runtime without Col2Im, opset 18). Export goes through the torch.export-based exporter
-(`torch.onnx.export(dynamo=True)`); the legacy TorchScript exporter is not used. onnx / onnxruntime /
+The file is written in the "fast" form by default (`deploy.rewrites`: transposed convolutions as one Conv per
+output phase then Col2Im, grouped convolutions with few channels per group as Expand + depthwise Conv + sum;
+the same function in ops ONNX Runtime runs faster); form="plain" keeps the model's own ops (for a runtime
+without Col2Im, opset 18, or one whose grouped convolutions are fast). Export goes through the torch.export-based
+exporter (`torch.onnx.export(dynamo=True)`); the legacy TorchScript exporter is not used. onnx / onnxruntime /
 onnxscript are the `deploy` extra: a missing one is a ConfigError naming it. Metadata (`metadata_props`, all
 strings): "posenas.format" (ONNX_FORMAT), "posenas.spec" (spec JSON), "posenas.input_hw" ("HxW", the size
-exported at), "posenas.output_stride", "posenas.deconv" (the transposed convolutions' form: "subpixel" or
-"native").
+exported at), "posenas.output_stride", "posenas.form" ("fast" or "plain").
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from posenas_core.errors import CheckpointError, ConfigError, SpecError
 from posenas_core.genotype import Spec, spec_from_json
 from posenas_core.spaces.supernet import SupernetSpec
 
-__all__ = ["ONNX_FORMAT", "PARITY_ATOL", "DECONV_FORMS", "export_onnx", "read_onnx_metadata", "onnx_spec",
+__all__ = ["ONNX_FORMAT", "PARITY_ATOL", "FORMS", "export_onnx", "read_onnx_metadata", "onnx_spec",
            "ort_session", "onnx_parity", "parity_model", "check_exportable", "network_stride", "check_input_hw"]
 
 ONNX_FORMAT = 1                 # "posenas.format" of the files written here
 PARITY_ATOL = 1e-4              # max abs heatmap difference ORT vs eager fp32 that counts as parity
 INPUT, OUTPUT = "images", "heatmaps"
-RESERVED = ("posenas.format", "posenas.spec", "posenas.input_hw", "posenas.output_stride", "posenas.deconv")
-DECONV_FORMS = ("subpixel", "native")   # how transposed convolutions are written (deploy.subpixel)
+RESERVED = ("posenas.format", "posenas.spec", "posenas.input_hw", "posenas.output_stride", "posenas.form")
+FORMS = ("fast", "plain")       # "fast": deploy.rewrites.fast_form applied; "plain": the model's own ops
 OPTIMIZATION = ("disable", "basic", "extended", "all")   # ORT graph optimization levels
 OPSETS = range(18, 24)          # operator sets torch 2.13's exporter writes (18: its torchlib; 23: its maximum)
 
@@ -100,15 +100,15 @@ def _quiet_exporter():
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_hw, *, spec: Spec | None = None, opset: int | None = None,
-                metadata: dict | None = None, deconv: str = "subpixel") -> Path:
+                metadata: dict | None = None, form: str = "fast") -> Path:
     """Write `model` (eval mode, fp32) as an ONNX file at `path`, atomically; returns the path.
 
     Batch dynamic; input "images" (B, 3, H, W), output "heatmaps" (B, K, H/s, W/s); weights in the file.
     `spec` defaults to `model.spec`. `metadata` (str -> str) adds metadata_props beside the posenas.* ones.
-    `deconv` (one of DECONV_FORMS): "subpixel" exports an eval-mode copy whose transposed convolutions are
-    rewritten by `deploy.subpixel.subpixel_deconvs` (the model itself is not changed); "native" as they are.
+    `form` (one of FORMS): "fast" exports an eval-mode copy rewritten by `deploy.rewrites.fast_form` (the model
+    itself is not changed); "plain" exports the model's own ops.
     ConfigError before exporting: a supernet, an input size not a multiple of the network stride, a
-    metadata key that would replace a posenas.* entry, an unknown deconv form, the deploy extra missing."""
+    metadata key that would replace a posenas.* entry, an unknown form, the deploy extra missing."""
     from posenas_core.runs.io import atomic_write_bytes
 
     spec = spec if spec is not None else getattr(model, "spec", None)
@@ -123,15 +123,15 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw, *, spec: Spec | No
     if opset is not None and opset not in OPSETS:
         raise ConfigError(f"opset {opset!r} is not supported; allowed: {OPSETS.start}..{OPSETS.stop - 1} (the "
                           f"torch.export-based exporter writes no older operator set)")
-    if deconv not in DECONV_FORMS:
-        raise ConfigError(f"deconv form {deconv!r} is unknown; allowed: {list(DECONV_FORMS)}")
+    if form not in FORMS:
+        raise ConfigError(f"export form {form!r} is unknown; allowed: {list(FORMS)}")
     for name in ("onnx", "onnxscript"):
         _require(name)
-    if deconv == "subpixel" and any(isinstance(m, nn.ConvTranspose2d) for m in model.modules()):
-        from posenas_core.deploy.subpixel import subpixel_deconvs
+    if form == "fast":
+        from posenas_core.deploy.rewrites import fast_form
 
         model = copy.deepcopy(model).eval()
-        subpixel_deconvs(model)
+        fast_form(model)
     was_training = model.training
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -146,7 +146,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw, *, spec: Spec | No
         model.train(was_training)
     proto = program.model_proto
     props = {"posenas.format": str(ONNX_FORMAT), "posenas.spec": spec.to_json(), "posenas.input_hw": f"{h}x{w}",
-             "posenas.output_stride": str(spec.output_stride), "posenas.deconv": deconv, **extra}
+             "posenas.output_stride": str(spec.output_stride), "posenas.form": form, **extra}
     del proto.metadata_props[:]
     for key, value in props.items():
         entry = proto.metadata_props.add()

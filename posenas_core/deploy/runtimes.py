@@ -154,7 +154,7 @@ def _cached_export(model: nn.Module, input_hw) -> Path:
     from posenas_core.deploy.onnx_export import export_onnx
 
     h, w = input_hw
-    path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}-subpixel.onnx"   # export_onnx's default form
+    path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}-fast.onnx"   # export_onnx's default form
     if not path.is_file():          # export_onnx writes atomically: a present file is complete
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, path, (h, w))

@@ -76,24 +76,24 @@ def test_int8_file_is_cached_by_calibration(net, crops):
     assert b.path != a.path and b.path.is_file()
 
 
-@pytest.mark.parametrize("form", ["native", "subpixel"])
+@pytest.mark.parametrize("form", ["plain", "fast"])
 def test_grouped_deconvs_stay_fp32(tmp_path, env, form):
     """Grouped convs stay fp32 (ONNX Runtime 1.32 cannot quantize a grouped ConvTranspose per channel, and its
-    grouped int8 convs are slower than fp32); the dense ones are quantized. Sub-pixel deconvs are grouped Convs."""
+    grouped int8 convs are slower than fp32); the dense ones are quantized. Both export forms."""
     import onnx
 
     from posenas_core.deploy.onnx_export import export_onnx
     from posenas_core.models import PRESETS
 
     net = parity_model(build_model(PRESETS["s-vipnas-res50"].spec, generator=torch.Generator().manual_seed(0)), 0, HW)
-    fp32 = export_onnx(net, tmp_path / "n.onnx", HW, deconv=form)
+    fp32 = export_onnx(net, tmp_path / "n.onnx", HW, form=form)
     out = quantize_onnx(fp32, tmp_path / "q.onnx", torch.randn(4, 3, *HW))
     q = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["posenas.quantization"])
     model = onnx.load(str(out))
     convs = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
     grouped = [n.name for n in convs if any(a.name == "group" and a.i > 1 for a in n.attribute)]
     deconvs = [n.name for n in convs if n.op_type == "ConvTranspose"]
-    assert bool(deconvs) == (form == "native") and set(deconvs) <= set(grouped)    # its head's grouped deconvs
+    assert deconvs and set(deconvs) <= set(grouped)     # its head's grouped deconvs (the fast form leaves them)
     assert sorted(q["fp32_nodes"]) == sorted(grouped) and len(grouped) < len(convs)
     assert ort_runs(out)
 

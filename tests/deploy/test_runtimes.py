@@ -78,7 +78,7 @@ def test_ort_runner_equals_eager_and_reuses_its_export(net):
     assert want.abs().max() > 0.1 and want.std() > 0.01                     # heatmaps far from constant
     assert r.parity <= 1e-4 and (r(_x(3)) - want).abs().max() <= 1e-4 and r(_x(3)).dtype == torch.float32
     files = list(runtimes.onnx_cache_dir().glob("*.onnx"))
-    assert [f.name for f in files] == [r.path.name] and r.path.name.endswith("-64x64-subpixel.onnx")
+    assert [f.name for f in files] == [r.path.name] and r.path.name.endswith("-64x64-fast.onnx")
     runtimes._RUNNERS.clear()
     stamp = r.path.stat().st_mtime_ns
     assert make_runner(net, "ort", HW, threads=1).path.stat().st_mtime_ns == stamp     # not exported again

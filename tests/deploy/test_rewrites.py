@@ -1,5 +1,6 @@
-"""Sub-pixel transposed convolutions (deploy.subpixel): the same output as torch's ConvTranspose2d (+ BN + act),
-the same MACs, taken into exports by default and left out with deconv="native"."""
+"""Export rewrites (deploy.rewrites): sub-pixel transposed convolutions and expanded grouped convolutions give
+torch's output (BN and activation folded in) with the same MACs; exports take them by default (form="fast") and
+leave them out with form="plain"."""
 
 import json
 
@@ -10,7 +11,8 @@ from torch import nn
 
 from posenas_core.cli import main
 from posenas_core.deploy.onnx_export import PARITY_ATOL, export_onnx, ort_session, read_onnx_metadata
-from posenas_core.deploy.subpixel import SubpixelDeconv, phase_taps, subpixel_deconvs, subpixel_unsupported
+from posenas_core.deploy.rewrites import (ExpandedGroupedConv, SubpixelDeconv, expand_grouped_convs, expand_pays,
+                                          fast_form, phase_taps, subpixel_deconvs, subpixel_unsupported)
 from posenas_core.errors import ConfigError
 from posenas_core.models.heads import DeconvHead
 
@@ -59,7 +61,7 @@ def test_phase_convs_hold_exactly_the_deconv_taps():
 
 
 def test_rewrite_of_a_head_in_place():
-    head = DeconvHead(16, num_joints=5, channels=(16, 8), num_layers=2, kernels=(4, 3), groups=(1, 4),
+    head = DeconvHead(16, num_joints=5, channels=(16, 16, 8), num_layers=3, kernels=(4, 3, 4), groups=(1, 16, 4),
                       activation="hswish").eval()
     for m in head.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -69,9 +71,8 @@ def test_rewrite_of_a_head_in_place():
         want = head(x)
         assert subpixel_deconvs(head) == 2
         got = head(x)
-    kinds = [type(m).__name__ for m in head.deconv_layers]
-    assert kinds == ["SubpixelDeconv", "Identity", "Identity"] * 2
-    assert not any(isinstance(m, (nn.ConvTranspose2d, nn.BatchNorm2d)) for m in head.modules())
+    kinds = [type(m).__name__ for m in head.deconv_layers]      # dense and depthwise rewritten, grouped left
+    assert kinds == ["SubpixelDeconv", "Identity", "Identity"] * 2 + ["ConvTranspose2d", "BatchNorm2d", "Hardswish"]
     assert (got - want).abs().max() < 1e-5
 
 
@@ -93,26 +94,72 @@ def _op_types(path) -> set:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
-def test_export_is_subpixel_by_default_and_native_on_request(net, tmp_path):
+@pytest.mark.parametrize("shape", [(16, 8, 3, 1, False), (560, 280, 7, 1, True), (400, 100, 5, 2, True),
+                                   (24, 3, (3, 5), (2, 1), True)], ids=lambda s: f"c{s[0]}g{s[1]}")
+def test_expanded_grouped_conv_equals_the_grouped_conv(shape):
+    c, g, k, stride, bias = shape
+    torch.manual_seed(0)
+    conv = nn.Conv2d(c, c, k, stride, padding=1, groups=g, bias=bias)
+    bn = random_bn(c, 3)
+    x = torch.randn(2, c, 9, 7)
+    with torch.no_grad():
+        assert (ExpandedGroupedConv(conv, bn)(x) - bn(conv(x))).abs().max() < 1e-4
+        assert (ExpandedGroupedConv(conv)(x) - conv(x)).abs().max() < 1e-4
+    e = ExpandedGroupedConv(conv)
+    assert e.dw.groups == e.dw.in_channels == c * (c // g)                   # one depthwise conv, same MACs
+    assert e.dw.weight.numel() == conv.weight.numel()
+
+
+def test_which_grouped_convs_are_expanded():
+    assert expand_pays(nn.Conv2d(560, 560, 7, groups=280))                  # 2 * 2 * (1 + 1) <= 49
+    assert expand_pays(nn.Conv2d(160, 160, 7, groups=20))                   # 2 * 8 * 2 <= 49
+    assert not expand_pays(nn.Conv2d(160, 160, 7, 2, groups=20))            # 2 * 8 * (4 + 1) > 49: stride 2
+    assert not expand_pays(nn.Conv2d(160, 160, 5, groups=16))               # 2 * 10 * 2 > 25
+    assert not expand_pays(nn.Conv2d(128, 128, 3, groups=4))                # 2 * 32 * 2 > 9
+    assert not expand_pays(nn.Conv2d(64, 64, 3, groups=64))                 # depthwise already
+    assert not expand_pays(nn.Conv2d(64, 64, 3)) and not expand_pays(nn.ConvTranspose2d(8, 8, 3, groups=4))
+    seq = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=8), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.Conv2d(16, 16, 3, padding=1, groups=2))
+    assert expand_grouped_convs(seq) == 1
+    assert [type(m).__name__ for m in seq] == ["ExpandedGroupedConv", "Identity", "ReLU", "Conv2d"]
+
+
+def test_fast_form_of_a_vipnas_net_equals_it():
+    from posenas_core.deploy.onnx_export import parity_model
+    from posenas_core.models.registry import PRESETS, build_model
+
+    net = parity_model(build_model(PRESETS["s-vipnas-mbv3"].spec, generator=torch.Generator().manual_seed(0)), 0,
+                       (64, 64))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = net(x)
+        counts = fast_form(net)
+        got = net(x)
+    # 17 grouped convs: the three with stride 2 (g = 20, 100, 240) stay; the head's deconvs are depthwise
+    assert counts == {"subpixel_deconvs": 3, "expanded_grouped_convs": 14}
+    assert (got - want).abs().max() <= PARITY_ATOL
+
+
+def test_export_is_fast_by_default_and_plain_on_request(net, tmp_path):
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         want = net(x)
-    for form in ("subpixel", "native"):
-        kw = {} if form == "subpixel" else {"deconv": "native"}
+    for form in ("fast", "plain"):
+        kw = {} if form == "fast" else {"form": "plain"}
         path = export_onnx(net, tmp_path / f"{form}.onnx", (64, 64), **kw)
         ops = _op_types(path)
-        assert ("ConvTranspose" in ops) == (form == "native") and ("Col2Im" in ops) == (form == "subpixel")
-        assert read_onnx_metadata(path)["posenas.deconv"] == form
+        assert ("ConvTranspose" in ops) == (form == "plain") and ("Col2Im" in ops) == (form == "fast")
+        assert read_onnx_metadata(path)["posenas.form"] == form
         got = torch.from_numpy(ort_session(path).run(["heatmaps"], {"images": x.numpy()})[0])
         assert (got - want).abs().max() <= PARITY_ATOL
     assert any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())   # the model itself is not rewritten
-    with pytest.raises(ConfigError, match="deconv form 'fast' is unknown; allowed: \\['subpixel', 'native'\\]"):
-        export_onnx(net, tmp_path / "x.onnx", (64, 64), deconv="fast")
+    with pytest.raises(ConfigError, match="export form 'quick' is unknown; allowed: \\['fast', 'plain'\\]"):
+        export_onnx(net, tmp_path / "x.onnx", (64, 64), form="quick")
 
 
-def test_posenas_export_deconv_flag(tmp_path, capsys):
+def test_posenas_export_form_flag(tmp_path, capsys):
     out = tmp_path / "n.onnx"
-    assert main(["export", "evopose2d-xs", "--input", "64x64", "--out", str(out), "--deconv", "native"]) == 0
+    assert main(["export", "evopose2d-xs", "--input", "64x64", "--out", str(out), "--form", "plain"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["deconv"] == "native" and result["parity_max_abs_diff"] <= PARITY_ATOL
+    assert result["form"] == "plain" and result["parity_max_abs_diff"] <= PARITY_ATOL
     assert "ConvTranspose" in _op_types(out)
