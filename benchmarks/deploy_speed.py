@@ -3,14 +3,14 @@
 1. Peak: 1-thread (and --threads) matmul GFLOP/s, 2048 x 2048, 2 n^3 / t, median of 5; fp32, and bf16 where the
    CPU has native bf16 (`machine.cpu_info`), else "skipped"; measured before and after part 2, the higher counts.
 2. Per preset at its input size (256x192 for all but evopose2d-m / -l), batch 1, --threads threads: latency
-   (median, IQR; `eval.profiler.measure_latency`) of eager fp32, ort fp32 (the "fast" export form), ort fp32
-   over an export of the model's own ops ("ort-plain": what the rewrites of `deploy.rewrites` gain), compiled
-   (bf16 "auto") and compiled fp32, and int8 (ONNX Runtime static quantization calibrated on random crops: speed
-   only, as the weights are random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity
-   vs eager (max |diff| and relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time and its fraction of the fp32 peak (and
-   of the bf16 peak for a bf16 runner); the best runtime's speed-up over eager (issue 12's target >= 2x) among the
-   fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the error's first
-   line), the run goes on.
+   (median, IQR; `eval.profiler.measure_latency`) of eager fp32, ort fp32 (the "fast" export form), ort fp32 over
+   an export of the model's own ops ("ort-plain": what the rewrites of `deploy.rewrites` gain), compiled (bf16
+   "auto") and compiled fp32, and int8 (ONNX Runtime static quantization calibrated on random crops: speed only, as
+   the weights are random; whether int8 keeps AP is benchmarks/deploy_accuracy.py's question); parity vs eager (max
+   |diff| and relative to the eager peak |heatmap|); achieved GFLOP/s = 2 MACs / time and its fraction of the fp32
+   peak (and of the bf16 peak for a bf16 runner); the best runtime's speed-up over eager (issue 12's target >= 2x)
+   among the fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the
+   error's first line), the run goes on.
 3. Batched prediction (`train.predict.predict`, flip test, batch 32, --predict-threads) over a SynthPose val
    split, one dense and one MBConv preset at their input size: person crops / s of each runtime, the best one
    over eager (target >= 2x), and keypoint agreement with eager (max and median pixel difference). Weights are
