@@ -10,9 +10,9 @@ both on the CPU, so `train.predict.predict` runs it unchanged. It keeps `spec`, 
 `bf16`, `parity` (max |runner - eager fp32| on a seeded batch) and is a snapshot of the weights when built.
 
 - eager: the model itself (fp32, NCHW): the baseline.
-- ort: the model exported (`onnx_export.export_onnx`) into $POSENAS_CACHE_DIR/onnx (default ~/.cache/posenas),
-  named by a hash of spec, weights and input size; an ONNX Runtime session with `threads` intra-op threads.
-  Only the exported input size is accepted.
+- ort: the model exported (`onnx_export.export_onnx`, its fast form: `deploy.rewrites`) into
+  $POSENAS_CACHE_DIR/onnx (default ~/.cache/posenas), named by a hash of spec, weights and input size; an ONNX
+  Runtime session with `threads` intra-op threads. Only the exported input size is accepted.
 - compiled: `torch.compile` (inductor, frozen weights) of an eval-mode channels_last copy, run under no_grad;
   compiled on its first call (in `make_runner`, under `threads` torch threads), again once for a new batch
   size. Each BatchNorm right after a ConvTranspose2d is folded into it first (torch 2.13's frozen folding
