@@ -1,7 +1,7 @@
 """Deployment accuracy: OKS AP of briefly trained networks through every runtime, int8 included.
 
 deploy_speed.py times every runtime on random weights; this one asks what each runtime does to a trained
-network's accuracy. Per --presets (one dense, two MBConv by default): train on SynthPose for --minutes
+network's accuracy. Per --presets (one dense, three MBConv by default): train on SynthPose for --minutes
 (`pipeline.train_on_dataset(epochs="auto")`, the short-cpu recipe, no validation), then score the val split
 (flip test, argmax; `train.predict.predict` + pycocotools OKS AP) through: eager fp32, ort fp32, compiled fp32,
 compiled bf16 (forced, where the CPU has native bf16), and int8 (ONNX Runtime static quantization calibrated on
@@ -11,8 +11,8 @@ the median keypoint shift from eager's (pixels of the original image), and for i
 Targets: fp32 runtimes within 0.002 AP of eager, int8 within 0.01. Trained runs are kept under --work and
 reused (a finished run is not trained again).
 
-    .venv/bin/python benchmarks/deploy_accuracy.py                  # ~25 min alone on the machine
-    .venv/bin/python benchmarks/deploy_accuracy.py --quick          # smoke: 40 / 10 images, 64x64, 0.3 min
+    .venv/bin/python benchmarks/deploy_accuracy.py      # ~35 min alone on the machine (4 nets x 6 min of training)
+    .venv/bin/python benchmarks/deploy_accuracy.py --quick  # smoke: 40 / 10 images, 64x64, 0.3 min
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from _common import OUT, emit
 
 NAME = "deploy_accuracy"
-PRESETS_DEFAULT = ("baseline-resnet-s2", "baseline-mbv3", "evopose2d-xs")
+PRESETS_DEFAULT = ("baseline-resnet-s2", "baseline-mbv3", "evopose2d-xs", "evopose2d-s")
 
 
 def score(runner, person_set, ds) -> tuple[dict, np.ndarray]:

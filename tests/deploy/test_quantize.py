@@ -162,3 +162,16 @@ def test_int8_errors(net, crops, tmp_path):
                                           "person_keypoints_train.json: no persons"):
         pipeline.evaluate_checkpoint(tmp_path / "checkpoints" / "last.pt", data_dir=empty, input_hw=HW,
                                      runtime="int8")
+
+
+def test_a_skip_head_quantizes_where_symbolic_shape_inference_stops(tmp_path, env):
+    """baseline-resnet-skip's fast form (Col2Im feeding the skip Add) stops ONNX Runtime's symbolic shape
+    inference; quantization falls back to ONNX's own and says so."""
+    from posenas_core.deploy.onnx_export import export_onnx
+    from posenas_core.models import PRESETS
+
+    net = parity_model(build_model(PRESETS["baseline-resnet-skip"].spec, generator=torch.Generator().manual_seed(0)),
+                       0, HW)
+    out = quantize_onnx(export_onnx(net, tmp_path / "n.onnx", HW), tmp_path / "q.onnx", torch.randn(4, 3, *HW))
+    q = json.loads(read_onnx_metadata(out)["posenas.quantization"])
+    assert q["shape_inference"].startswith("onnx") and ort_runs(out)
