@@ -12,9 +12,10 @@
    among the fp32 runtimes, then with int8; and `choose_runtime`'s pick. A runtime that fails is recorded (the
    error's first line), the run goes on.
 3. Batched prediction (`train.predict.predict`, flip test, batch 32, --predict-threads) over a SynthPose val
-   split, one dense and one MBConv preset at their input size: person crops / s of each runtime, the best one
-   over eager (target >= 2x), and keypoint agreement with eager (max and median pixel difference). Weights are
-   random (seeded), so no AP here: AP per runtime on trained networks is benchmarks/deploy_accuracy.py's.
+   split, one dense and one MBConv preset at their input size: person crops / s of each runtime (int8 calibrated
+   on random crops), the best fp32 one and int8 over eager (target >= 2x), and keypoint agreement with eager (max
+   and median pixel difference). Weights are random (seeded), so no AP here: AP per runtime on trained networks is
+   benchmarks/deploy_accuracy.py's.
 4. --layers: s-vipnas-mbv3, 1 thread, batch 1: torch.profiler of eager by op and input shape (top 15 by self CPU
    time) and ONNX Runtime's profile summed per node type, convolutions split into dense / grouped / depthwise.
 
@@ -245,9 +246,11 @@ def predict_throughput(names, a, data_dir: Path) -> dict:
         res = {"input": f"{hw[0]}x{hw[1]}", "crops": len(ds), "runtimes": {}}
         kps0 = None
         with threads(a.predict_threads):
-            for rt in ("eager", "ort", "compiled"):
+            cal = torch.randn(INT8_CALIBRATION, 3, *hw, generator=torch.Generator().manual_seed(1))
+            for rt in ("eager", "ort", "compiled", "int8"):
                 try:
-                    runner = make_runner(model, rt, hw, threads=a.predict_threads)
+                    runner = make_runner(model, rt, hw, threads=a.predict_threads,
+                                         calibration=cal if rt == "int8" else None)
                     predict(runner, ds, batch_size=32, flip_test=True)        # warm-up: compiles each batch size
                     times = []
                     for _ in range(a.predict_reps):
@@ -268,10 +271,12 @@ def predict_throughput(names, a, data_dir: Path) -> dict:
                 res["choose_runtime"] = choose_runtime(model, hw, threads=a.predict_threads)["runtime"]
             except Exception as err:
                 res["choose_runtime"] = first_line(err)
-        rate = {k: v["crops_per_s"] for k, v in res["runtimes"].items() if "crops_per_s" in v}
+        rate = {k: v["crops_per_s"] for k, v in res["runtimes"].items() if "crops_per_s" in v and k != "int8"}
         if rate:
             res["best"] = max(rate, key=rate.get)
             res["ratio_best_over_eager"] = rate[res["best"]] / rate["eager"] if "eager" in rate else None
+            if "crops_per_s" in res["runtimes"].get("int8", {}) and "eager" in rate:   # where int8 keeps AP
+                res["ratio_int8_over_eager"] = res["runtimes"]["int8"]["crops_per_s"] / rate["eager"]
         out[name] = res
     return out
 
@@ -435,8 +440,9 @@ def main() -> None:
     for name, r in result.get("predict", {}).get("presets", {}).items():
         rates = ", ".join(f"{k} {v['crops_per_s']:.1f}" if "crops_per_s" in v else f"{k} failed"
                           for k, v in r["runtimes"].items())
-        print(f"predict {name}@{r['input']}: crops/s {rates}; best {r.get('best')} "
-              f"{r.get('ratio_best_over_eager') or float('nan'):.2f}x over eager")
+        print(f"predict {name}@{r['input']}: crops/s {rates}; best fp32 {r.get('best')} "
+              f"{r.get('ratio_best_over_eager') or float('nan'):.2f}x over eager, int8 "
+              f"{r.get('ratio_int8_over_eager') or float('nan'):.2f}x")
     lay = result.get("layers", {})
     if "eager_top15" in lay:
         print(f"layers {lay['preset']}: eager {lay['eager_total_ms']:.1f} ms, top ops: " + "; ".join(
