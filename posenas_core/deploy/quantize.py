@@ -23,6 +23,7 @@ crops, no augmentation); random noise calibrates ranges that real images do not 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -121,13 +122,15 @@ def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", p
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         pre, q = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
-        try:
-            quant_pre_process(str(fp32_path), str(pre))
-        except Exception as err:    # ORT's symbolic inference stops at some graphs (Col2Im feeding an Add)
-            if "symbolic shape inference" not in str(err):
-                raise
-            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)   # ONNX's own inference
-            info["shape_inference"] = "onnx (ONNX Runtime's symbolic shape inference was incomplete)"
+        # inside tmp: a failed symbolic inference dumps sym_shape_infer_temp.onnx and its data into the cwd
+        with contextlib.chdir(tmp):
+            try:
+                quant_pre_process(str(fp32_path.resolve()), str(pre.resolve()))
+            except Exception as err:    # ORT's symbolic inference stops at some graphs (Col2Im feeding an Add)
+                if "symbolic shape inference" not in str(err):
+                    raise
+                quant_pre_process(str(fp32_path.resolve()), str(pre.resolve()), skip_symbolic_shape=True)
+                info["shape_inference"] = "onnx (ONNX Runtime's symbolic shape inference was incomplete)"
         skip = _fp32_nodes(pre)
         info["fp32_nodes"] = skip
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,

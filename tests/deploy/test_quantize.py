@@ -164,9 +164,13 @@ def test_int8_errors(net, crops, tmp_path):
                                      runtime="int8")
 
 
-def test_a_skip_head_quantizes_where_symbolic_shape_inference_stops(tmp_path, env):
+def test_a_skip_head_quantizes_where_symbolic_shape_inference_stops(tmp_path, env, monkeypatch):
     """baseline-resnet-skip's fast form (Col2Im feeding the skip Add) stops ONNX Runtime's symbolic shape
-    inference; quantization falls back to ONNX's own and says so."""
+    inference; quantization falls back to ONNX's own, says so, and leaves nothing in the working directory (ONNX
+    Runtime dumps its partial model there)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     from posenas_core.deploy.onnx_export import export_onnx
     from posenas_core.models import PRESETS
 
@@ -175,3 +179,4 @@ def test_a_skip_head_quantizes_where_symbolic_shape_inference_stops(tmp_path, en
     out = quantize_onnx(export_onnx(net, tmp_path / "n.onnx", HW), tmp_path / "q.onnx", torch.randn(4, 3, *HW))
     q = json.loads(read_onnx_metadata(out)["posenas.quantization"])
     assert q["shape_inference"].startswith("onnx") and ort_runs(out)
+    assert list(cwd.iterdir()) == []
