@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -53,9 +54,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _api(base: str, token: str, path: str):
-    with urllib.request.urlopen(f"{base}/api/{path}?token={token}", timeout=5) as r:
-        return json.loads(r.read())
+def _api(base: str, token: str, path: str, tries: int = 5):
+    """GET /api/`path` as JSON. A 5xx answer is retried (up to `tries` times, 0.5 s apart): jupyter_server
+    answered one poll of /api/kernels with a 500 while the notebook's kernel was starting (CI, 2026-11-29)."""
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(f"{base}/api/{path}?token={token}", timeout=5) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            if err.code < 500 or attempt == tries - 1:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture()
