@@ -83,6 +83,24 @@ def subpixel_pays(deconv: nn.Module) -> bool:
     return deconv.groups == 1 or deconv.groups == deconv.in_channels == deconv.out_channels
 
 
+def _foldable_bn(m: nn.Module | None) -> bool:
+    """A BatchNorm2d with running statistics: eval-mode statistics that fold into the conv before it."""
+    return isinstance(m, nn.BatchNorm2d) and m.running_var is not None
+
+
+def _is_activation(m: nn.Module | None) -> bool:
+    return isinstance(m, ELEMENTWISE) and not isinstance(m, nn.Identity)
+
+
+def _take_next(parent: nn.Module, names: list, j: int, accept) -> nn.Module | None:
+    """Inside an nn.Sequential, its child at position j when `accept(child)`, that slot left as nn.Identity;
+    else None (and nothing changed)."""
+    if not isinstance(parent, nn.Sequential) or j >= len(names) or not accept(parent._modules[names[j]]):
+        return None
+    child, parent._modules[names[j]] = parent._modules[names[j]], nn.Identity()
+    return child
+
+
 def _bn_affine(bn: nn.BatchNorm2d | None, channels: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) of an eval-mode BatchNorm2d (identity when None)."""
     if bn is None:
@@ -105,7 +123,7 @@ class SubpixelDeconv(nn.Module):
         why = subpixel_unsupported(deconv)
         if why is not None:
             raise ConfigError(f"this transposed convolution has no sub-pixel form: {why}")
-        if bn is not None and (not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None):
+        if bn is not None and not _foldable_bn(bn):
             raise ConfigError("SubpixelDeconv folds only a BatchNorm2d with running statistics")
         if act is not None and not isinstance(act, ELEMENTWISE):
             raise ConfigError(f"SubpixelDeconv applies only elementwise activations "
@@ -162,16 +180,8 @@ def subpixel_deconvs(model: nn.Module) -> int:
             deconv = parent._modules[name]
             if not isinstance(deconv, nn.ConvTranspose2d) or not subpixel_pays(deconv):
                 continue
-            bn = act = None
-            j = i + 1
-            if isinstance(parent, nn.Sequential):
-                nxt = parent._modules[names[j]] if j < len(names) else None
-                if isinstance(nxt, nn.BatchNorm2d) and nxt.running_var is not None:
-                    bn, parent._modules[names[j]] = nxt, nn.Identity()
-                    j += 1
-                nxt = parent._modules[names[j]] if j < len(names) else None
-                if isinstance(nxt, ELEMENTWISE) and not isinstance(nxt, nn.Identity):
-                    act, parent._modules[names[j]] = nxt, nn.Identity()
+            bn = _take_next(parent, names, i + 1, _foldable_bn)
+            act = _take_next(parent, names, i + 1 + (bn is not None), _is_activation)
             parent._modules[name] = SubpixelDeconv(deconv, bn, act)
             done += 1
     return done
@@ -199,7 +209,7 @@ class ExpandedGroupedConv(nn.Module):
         if not isinstance(conv, nn.Conv2d) or conv.groups == 1 or conv.padding_mode != "zeros" \
                 or isinstance(conv.padding, str):
             raise ConfigError("ExpandedGroupedConv takes a grouped, zero-padded Conv2d with numeric padding")
-        if bn is not None and (not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None):
+        if bn is not None and not _foldable_bn(bn):
             raise ConfigError("ExpandedGroupedConv folds only a BatchNorm2d with running statistics")
         w = conv.weight.detach()                                     # (G * co, ci, kh, kw)
         g, ci = conv.groups, w.shape[1]
@@ -238,12 +248,7 @@ def expand_grouped_convs(model: nn.Module) -> int:
             conv = parent._modules[name]
             if not expand_pays(conv):
                 continue
-            bn = parent._modules[names[i + 1]] if isinstance(parent, nn.Sequential) and i + 1 < len(names) else None
-            if isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None:
-                parent._modules[names[i + 1]] = nn.Identity()
-            else:
-                bn = None
-            parent._modules[name] = ExpandedGroupedConv(conv, bn)
+            parent._modules[name] = ExpandedGroupedConv(conv, _take_next(parent, names, i + 1, _foldable_bn))
             done += 1
     return done
 

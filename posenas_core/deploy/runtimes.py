@@ -183,22 +183,21 @@ class OrtRunner(Runner):
 def _fold_deconv_bn(model: nn.Module) -> None:
     """Fold each BatchNorm2d that directly follows a ConvTranspose2d in an nn.Sequential into the deconv (in
     place; the BN becomes Identity). Transposed weights are (in, out / groups, k, k): scale along axis 1 per group."""
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        names = list(seq._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = seq._modules[a], seq._modules[b]
-            if not (isinstance(conv, nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d)
-                    and bn.running_var is not None):
+    from posenas_core.deploy.rewrites import _bn_affine, _foldable_bn, _take_next
+
+    for parent in list(model.modules()):
+        names = list(parent._modules)
+        for i, name in enumerate(names):
+            conv = parent._modules[name]
+            bn = _take_next(parent, names, i + 1, _foldable_bn) if isinstance(conv, nn.ConvTranspose2d) else None
+            if bn is None:
                 continue
             with torch.no_grad():
-                s = torch.rsqrt(bn.running_var + bn.eps)
-                s = s * bn.weight if bn.affine else s
-                shift = (bn.bias if bn.affine else 0.0) - bn.running_mean * s
+                s, shift = _bn_affine(bn, conv.out_channels, conv.weight)
                 g, (cin, cout_g) = conv.groups, conv.weight.shape[:2]
                 conv.weight.mul_(s.view(g, 1, cout_g).expand(g, cin // g, cout_g).reshape(cin, cout_g, 1, 1))
                 bias = shift if conv.bias is None else conv.bias * s + shift
                 conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
-            seq._modules[b] = nn.Identity()
 
 
 RECOMPILE_LIMIT = 64        # compiled models per forward code (one per preset / genotype compiled in a process)
@@ -310,7 +309,8 @@ def _build(model, runtime, hw, threads, bf16, min_run_time=0.3, int8=None) -> Ru
         from posenas_core.deploy.quantize import _as_batches, _digest
 
         batches = _as_batches(int8[0])
-        x, int8_key = torch.from_numpy(np.concatenate(batches)[:4]), (_digest(batches), int8[1])
+        x = torch.from_numpy(np.concatenate(batches[:4])[:4])    # each batch holds at least one crop
+        int8_key = (_digest(batches), int8[1])
     key = (_model_key(model), runtime, hw, threads, bf16, int8_key if runtime == "int8" else None)
     if key in _RUNNERS:
         _RUNNERS.move_to_end(key)
