@@ -13,7 +13,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "onnx_export": ("ONNX_FORMAT", "PARITY_ATOL", "FORMS", "export_onnx", "read_onnx_metadata", "onnx_spec",
                     "ort_session", "onnx_parity", "parity_model", "check_exportable", "network_stride",
                     "check_input_hw"),
-    "rewrites": ("fast_form", "subpixel_deconvs", "expand_grouped_convs"),
+    "rewrites": ("fast_form", "subpixel_deconvs", "expand_grouped_convs", "regroup_grouped_convs", "nchwc_block"),
     "runtimes": ("RUNTIMES", "FP32_RUNTIMES", "RUNTIME_CHOICES", "BF16_RTOL", "runtime_available", "make_runner",
                  "choose_runtime", "runner_for", "onnx_cache_dir"),
     "quantize": ("INT8_AP_DROP", "quantize_onnx", "calibration_crops", "int8_check", "int8_verdict",

@@ -6,13 +6,15 @@
     onnx_parity(model, "net.onnx", (256, 192))     -> max |ORT - eager| on a seeded random batch
 
 The file is written in the "fast" form by default (`deploy.rewrites`: transposed convolutions as one Conv per
-output phase then Col2Im, grouped convolutions with few channels per group as Expand + depthwise Conv + sum;
-the same function in ops ONNX Runtime runs faster); form="plain" keeps the model's own ops (for a runtime
-without Col2Im, opset 18, or one whose grouped convolutions are fast). Export goes through the torch.export-based
-exporter (`torch.onnx.export(dynamo=True)`); the legacy TorchScript exporter is not used. onnx / onnxruntime /
+output phase then Col2Im, grouped convolutions with few channels per group as repeat + depthwise Conv + sum or
+with groups merged to the CPU's channel block, squeeze-excite means as GlobalAveragePool; the same function in
+ops ONNX Runtime runs faster); form="plain" keeps the model's own ops (for a runtime without Col2Im, opset 18, or
+one whose grouped convolutions are fast). Export goes through the torch.export-based exporter
+(`torch.onnx.export(dynamo=True)`); the legacy TorchScript exporter is not used. onnx / onnxruntime /
 onnxscript are the `deploy` extra: a missing one is a ConfigError naming it. Metadata (`metadata_props`, all
 strings): "posenas.format" (ONNX_FORMAT), "posenas.spec" (spec JSON), "posenas.input_hw" ("HxW", the size
-exported at), "posenas.output_stride", "posenas.form" ("fast" or "plain").
+exported at), "posenas.output_stride", "posenas.form" ("fast" or "plain"), and for the fast form
+"posenas.nchwc_block" (the CPU channel block its grouped convs were regrouped for: `rewrites.nchwc_block`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ __all__ = ["ONNX_FORMAT", "PARITY_ATOL", "FORMS", "export_onnx", "read_onnx_meta
 ONNX_FORMAT = 1                 # "posenas.format" of the files written here
 PARITY_ATOL = 1e-4              # max abs heatmap difference ORT vs eager fp32 that counts as parity
 INPUT, OUTPUT = "images", "heatmaps"
-RESERVED = ("posenas.format", "posenas.spec", "posenas.input_hw", "posenas.output_stride", "posenas.form")
+RESERVED = ("posenas.format", "posenas.spec", "posenas.input_hw", "posenas.output_stride", "posenas.form",
+            "posenas.nchwc_block")
 FORMS = ("fast", "plain")       # "fast": deploy.rewrites.fast_form applied; "plain": the model's own ops
 OPTIMIZATION = ("disable", "basic", "extended", "all")   # ORT graph optimization levels
 OPSETS = range(18, 24)          # operator sets torch 2.13's exporter writes (18: its torchlib; 23: its maximum)
@@ -127,11 +130,13 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw, *, spec: Spec | No
         raise ConfigError(f"export form {form!r} is unknown; allowed: {list(FORMS)}")
     for name in ("onnx", "onnxscript"):
         _require(name)
+    fast = {}
     if form == "fast":
-        from posenas_core.deploy.rewrites import fast_form
+        from posenas_core.deploy.rewrites import fast_form, global_pools, nchwc_block
 
         model = copy.deepcopy(model).eval()
-        fast_form(model)
+        fast = {"posenas.nchwc_block": str(nchwc_block())}
+        fast_form(model, int(fast["posenas.nchwc_block"]))
     was_training = model.training
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -145,8 +150,10 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw, *, spec: Spec | No
     finally:
         model.train(was_training)
     proto = program.model_proto
+    if form == "fast":
+        global_pools(proto)
     props = {"posenas.format": str(ONNX_FORMAT), "posenas.spec": spec.to_json(), "posenas.input_hw": f"{h}x{w}",
-             "posenas.output_stride": str(spec.output_stride), "posenas.form": form, **extra}
+             "posenas.output_stride": str(spec.output_stride), "posenas.form": form, **fast, **extra}
     del proto.metadata_props[:]
     for key, value in props.items():
         entry = proto.metadata_props.add()

@@ -7,10 +7,10 @@
 Quantization (`quantize_onnx`): the fp32 export is pre-processed (shape inference, graph optimisation), then
 quantized in the QDQ format: weights int8 per output channel, activations uint8 with ranges calibrated on the crops
 given (MinMax by default, or "percentile" / "entropy"), so ONNX Runtime fuses the pairs into integer kernels.
-Grouped and depthwise convolutions stay fp32 (`_fp32_nodes`: slower in int8, or mis-quantized). On a CPU without
-VNNI (AVX2 only) weights use 7 bits (`reduce_range`), as ONNX Runtime advises: its u8 x s8 products can saturate
-there. The int8 file keeps the fp32 file's metadata (spec, input size, stride) and adds `posenas.quantization` (a
-JSON of how it was made).
+Grouped and depthwise convolutions are left fp32 in the file (`_fp32_nodes`: slower in int8, or mis-quantized;
+ONNX Runtime quantizes some of them itself on loading). On a CPU without VNNI (AVX2 only) weights use 7 bits
+(`reduce_range`), as ONNX Runtime advises: its u8 x s8 products can saturate there. The int8 file keeps the fp32
+file's metadata (spec, input size, stride) and adds `posenas.quantization` (a JSON of how it was made).
 
 int8 changes the network's numbers by design, so its check is not the fp32 parity (1e-4) but the task's own
 measure: OKS AP on a validation split within INT8_AP_DROP (0.01) of the fp32 network's (`int8_check`). The
@@ -149,10 +149,12 @@ def quantize_onnx(fp32_path, out_path, calibration, *, method: str = "minmax", p
 
 
 def _fp32_nodes(path: Path) -> list[str]:
-    """Names of the nodes left fp32: grouped ConvTranspose (ONNX Runtime 1.32 scales their weights per channel
-    along the wrong axis: shapes (C,) and (C / groups,) do not broadcast) and grouped or depthwise Conv (ONNX
-    Runtime's grouped int8 kernels are slow: s-vipnas-mbv3 80.5 ms all int8 vs 46.6 fp32; AMD EPYC, 1 thread,
-    256x192)."""
+    """Names of the nodes the quantizer leaves fp32: grouped ConvTranspose (ONNX Runtime 1.32 scales their weights
+    per channel along the wrong axis: shapes (C,) and (C / groups,) do not broadcast) and grouped or depthwise Conv
+    (quantized here, s-vipnas-mbv3's plain form ran 80.5 ms all int8 vs 46.6 fp32; AMD EPYC, 1 thread, 256x192).
+    Loading the file, ONNX Runtime 1.32 still makes QLinearConv of those that sit between quantized activations,
+    with weights it quantizes itself (its WeightBiasQuantization pass); on s-vipnas-mbv3's fast form that pass
+    gave 29.0 ms against 30.1 with it disabled, so it is left on."""
     import onnx
 
     out = []

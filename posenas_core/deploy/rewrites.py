@@ -25,14 +25,34 @@ keeps the MACs; `benchmarks/deploy_speed.py` times the two forms ("ort" vs "ort-
    2 * co * (stride_y * stride_x + 1) <= k_h * k_w. Measured on the grouped convs of s-vipnas-mbv3 and
    s-vipnas-res50 (ONNX Runtime, AMD EPYC, 1 thread): its 7x7 g=280 convs 2.5 -> 0.4 ms each; no shape inside the
    rule was slower rewritten, two with stride 2 outside it would have been faster. A BatchNorm right after is
-   folded in.
+   folded in. Where the CPU has blocked kernels, the repeat and the sum are 1x1 convs of 0/1 weights with groups
+   merged to the block, rather than Expand and ReduceSum, so the whole conv stays in the blocked layout.
+
+3. Regrouped convolutions (`regroup_grouped_convs`). ONNX Runtime's blocked Conv also takes a grouped conv whose
+   inputs and outputs per group are multiples of its channel block (MLAS: 16 with AVX512F, 8 with AVX2). A grouped
+   conv outside the rule above whose groups are narrower than a block is rewritten as the same conv with f
+   neighbouring groups merged into one, the weights between different original groups zero (block diagonal): f
+   times the MACs, but in the blocked kernel. Made where f <= 4. Measured on s-vipnas-mbv3's stride-2 grouped
+   convs (ONNX Runtime, AMD EPYC, 1 thread, block 16): 7x7 g=20 (8 channels per group, f=2) 4.7 -> 2.4 ms;
+   5x5 g=100 and g=240 (4 per group, f=4) 1.3 -> 0.86 and 0.95 -> 0.64; with f=8 (2 per group) it was slower.
+   The block is the CPU's (`nchwc_block`), so a file exported on one CPU is fastest there.
+
+4. Global average pools (`global_pools`, on the exported ONNX graph). The exporter writes the squeeze-excite
+   pool x.mean((2, 3), keepdim=True) as ReduceMean, which ONNX Runtime runs outside its blocked layout (a
+   reorder before each) and, in int8, as dequantize + fp32 ReduceMean over NHWC data. GlobalAveragePool is the
+   same function on a 4-D tensor and has blocked and int8 (QLinearGlobalAveragePool) kernels: evopose2d-m's
+   int8 form at 384x288 went from 178 to 148 ms (ONNX Runtime, AMD EPYC, 1 thread).
 
     n = subpixel_deconvs(model)        # in place (on an eval-mode copy); how many were rewritten
-    n = expand_grouped_convs(model)
-    counts = fast_form(model)          # both: {"subpixel_deconvs": n, "expanded_grouped_convs": m}
+    n = expand_grouped_convs(model, block=16)
+    n = regroup_grouped_convs(model, block=16)
+    counts = fast_form(model)          # all three: {"subpixel_deconvs": n, "expanded_grouped_convs": m, ...}
+    n = global_pools(proto)            # on the onnx.ModelProto the exporter wrote, in place
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +61,10 @@ from torch import nn
 from posenas_core.errors import ConfigError
 
 __all__ = ["ELEMENTWISE", "phase_taps", "subpixel_unsupported", "subpixel_pays", "SubpixelDeconv", "subpixel_deconvs",
-           "expand_pays", "ExpandedGroupedConv", "expand_grouped_convs", "fast_form"]
+           "expand_pays", "ExpandedGroupedConv", "expand_grouped_convs", "nchwc_block", "regroup_factor",
+           "regrouped_conv", "regroup_grouped_convs", "fast_form", "global_pools"]
+
+MAX_REGROUP = 4     # regroup_grouped_convs merges at most this many groups (that many times the MACs)
 
 # activations applied per element, so they commute with the phase interleave
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
@@ -199,12 +222,26 @@ def expand_pays(conv: nn.Module) -> bool:
     return 2 * (conv.out_channels // conv.groups) * (sy * sx + 1) <= kh * kw
 
 
+def _merge_factor(g: int, ci: int, co: int, block: int) -> int:
+    """The fewest neighbouring groups (of `g`, ci inputs and co outputs each) to merge so that inputs and outputs
+    per merged group are multiples of `block`, and that divides g; 0 when none does or block < 1."""
+    if block < 1:
+        return 0
+    f0 = math.lcm(block // math.gcd(ci, block), block // math.gcd(co, block))
+    return next((f for f in range(f0, g + 1, f0) if g % f == 0), 0)
+
+
 class ExpandedGroupedConv(nn.Module):
     """`bn(conv(x))` for a grouped Conv2d (G groups, ci inputs and co outputs each) as: every input channel
     repeated co times, one depthwise conv over the G * co * ci channels, a sum over each output's ci inputs, then
-    the bias. `bn` (eval-mode statistics) is optional and folded in."""
+    the bias. `bn` (eval-mode statistics) is optional and folded in.
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None):
+    block > 0 (ONNX Runtime's NCHWc channel block): the repeat and the sum are 1x1 convs of 0/1 weights whose
+    groups are merged to multiples of the block, so the whole conv stays in the blocked layout (s-vipnas-mbv3:
+    29.6 -> 27.0 ms against Expand and ReduceSum, which leave it twice per conv). block 0, or no merge that fits:
+    Expand and ReduceSum."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None, block: int = 0):
         super().__init__()
         if not isinstance(conv, nn.Conv2d) or conv.groups == 1 or conv.padding_mode != "zeros" \
                 or isinstance(conv.padding, str):
@@ -213,23 +250,40 @@ class ExpandedGroupedConv(nn.Module):
             raise ConfigError("ExpandedGroupedConv folds only a BatchNorm2d with running statistics")
         w = conv.weight.detach()                                     # (G * co, ci, kh, kw)
         g, ci = conv.groups, w.shape[1]
-        self.shape = (g, conv.out_channels // g, ci)
+        co = conv.out_channels // g
+        self.shape = (g, co, ci)
         scale, shift = _bn_affine(bn, conv.out_channels, w)
         if conv.bias is not None:
             shift = shift + conv.bias.detach() * scale
+        has_bias = conv.bias is not None or bn is not None
         n = w.shape[0] * ci                                           # channels (g, o, i)
         self.dw = nn.Conv2d(n, n, conv.kernel_size, conv.stride, conv.padding, conv.dilation, groups=n,
                             bias=False).to(w)
+        f = _merge_factor(g, ci, co, block)
+        self.select = self.gather = None
+        if f:
+            r = torch.arange(n)                                       # channel (gi, o, i) of the depthwise conv
+            col = (r // (co * ci)) * ci + r % ci                      # the input channel it repeats
+            self.select = nn.Conv2d(conv.in_channels, n, 1, groups=g // f, bias=False).to(w)
+            self.gather = nn.Conv2d(n, conv.out_channels, 1, groups=g // f, bias=has_bias).to(w)
         with torch.no_grad():
             self.dw.weight.copy_((w * scale.view(-1, 1, 1, 1)).reshape(n, 1, *w.shape[2:]))
-        self.dw.weight.requires_grad_(False)
-        self.register_buffer("bias", shift.clone() if conv.bias is not None or bn is not None else None)
+            if f:
+                self.select.weight.zero_()[r, col % (f * ci), 0, 0] = 1.0
+                self.gather.weight.zero_()[r // ci, r % (f * co * ci), 0, 0] = 1.0
+                if has_bias:
+                    self.gather.bias.copy_(shift)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("bias", shift.clone() if has_bias and not f else None)
 
     def extra_repr(self) -> str:
         g, co, ci = self.shape
-        return f"groups={g}, out_per_group={co}, in_per_group={ci}"
+        return f"groups={g}, out_per_group={co}, in_per_group={ci}, blocked={self.select is not None}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.select is not None:
+            return self.gather(self.dw(self.select(x)))
         g, co, ci = self.shape
         b, _, h, w = x.shape
         z = self.dw(x.reshape(b, g, 1, ci, h, w).expand(b, g, co, ci, h, w).reshape(b, g * co * ci, h, w))
@@ -237,10 +291,10 @@ class ExpandedGroupedConv(nn.Module):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
-def expand_grouped_convs(model: nn.Module) -> int:
+def expand_grouped_convs(model: nn.Module, block: int = 0) -> int:
     """Rewrite `model` in place (use an eval-mode copy): every Conv2d for which `expand_pays` becomes an
-    ExpandedGroupedConv, a BatchNorm2d right after it inside an nn.Sequential folded in (its slot left as
-    nn.Identity). Returns how many were rewritten."""
+    ExpandedGroupedConv (`block` as there), a BatchNorm2d right after it inside an nn.Sequential folded in (its
+    slot left as nn.Identity). Returns how many were rewritten."""
     done = 0
     for parent in list(model.modules()):
         names = list(parent._modules)
@@ -248,12 +302,103 @@ def expand_grouped_convs(model: nn.Module) -> int:
             conv = parent._modules[name]
             if not expand_pays(conv):
                 continue
-            parent._modules[name] = ExpandedGroupedConv(conv, _take_next(parent, names, i + 1, _foldable_bn))
+            parent._modules[name] = ExpandedGroupedConv(conv, _take_next(parent, names, i + 1, _foldable_bn), block)
             done += 1
     return done
 
 
-def fast_form(model: nn.Module) -> dict:
-    """Both rewrites on `model`, in place (use an eval-mode copy): transposed convolutions first (their phase
-    convolutions are then grouped convs like any other). Returns how many of each were made."""
-    return {"subpixel_deconvs": subpixel_deconvs(model), "expanded_grouped_convs": expand_grouped_convs(model)}
+def nchwc_block() -> int:
+    """The channel block of ONNX Runtime's blocked (NCHWc) convolutions on this CPU, as MLAS picks it: 16 with
+    AVX512F, 8 with AVX2; 0 where it has no blocked kernels (then nothing is regrouped)."""
+    from posenas_core.machine import cpu_info
+
+    features = set(cpu_info()["features"])
+    return 16 if "avx512f" in features else 8 if "avx2" in features else 0
+
+
+def regroup_factor(conv: nn.Module, block: int) -> int:
+    """How many neighbouring groups of the grouped Conv2d `conv` `regroup_grouped_convs` merges so that inputs
+    and outputs per group are multiples of `block`; 1 when it leaves `conv` (not grouped, depthwise, already
+    blocked, taken by `expand_pays`, or more than MAX_REGROUP groups to merge)."""
+    if not isinstance(conv, nn.Conv2d) or conv.groups == 1 or conv.in_channels == conv.groups or block < 1:
+        return 1
+    if expand_pays(conv):
+        return 1
+    g = conv.groups
+    f = _merge_factor(g, conv.in_channels // g, conv.out_channels // g, block)
+    return f if 1 < f <= MAX_REGROUP else 1
+
+
+@torch.no_grad()
+def regrouped_conv(conv: nn.Conv2d, f: int) -> nn.Conv2d:
+    """The same function as `conv` (G groups) as a Conv2d of G / f groups whose weights between different
+    original groups are zero."""
+    g, (kh, kw) = conv.groups, conv.kernel_size
+    if f < 1 or g % f:
+        raise ConfigError(f"cannot merge {f} of a conv's {g} groups: choose a divisor of {g}")
+    ci, co = conv.in_channels // g, conv.out_channels // g
+    new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, g // f, conv.bias is not None, conv.padding_mode,
+                    device=conv.weight.device, dtype=conv.weight.dtype)
+    w = conv.weight.new_zeros(g // f, f, co, f, ci, kh, kw)
+    src = conv.weight.reshape(g // f, f, co, ci, kh, kw)
+    for j in range(f):
+        w[:, j, :, j] = src[:, j]
+    new.weight.copy_(w.reshape(conv.out_channels, f * ci, kh, kw))
+    if conv.bias is not None:
+        new.bias.copy_(conv.bias)
+    return new.train(conv.training)
+
+
+def regroup_grouped_convs(model: nn.Module, block: int | None = None) -> int:
+    """Rewrite `model` in place: every Conv2d with `regroup_factor` f > 1 becomes `regrouped_conv(conv, f)`
+    (a BatchNorm after it stays: ONNX Runtime folds it). block None: `nchwc_block()`. Returns how many."""
+    block = nchwc_block() if block is None else int(block)
+    done = 0
+    for parent in list(model.modules()):
+        for name, conv in list(parent._modules.items()):
+            f = regroup_factor(conv, block)
+            if f > 1:
+                parent._modules[name] = regrouped_conv(conv, f)
+                done += 1
+    return done
+
+
+def fast_form(model: nn.Module, block: int | None = None) -> dict:
+    """The module rewrites on `model`, in place (use an eval-mode copy): transposed convolutions first (their
+    phase convolutions are then grouped convs like any other), then expanded, then regrouped grouped convs
+    (`block`: the NCHWc channel block, None: this CPU's). Returns how many of each were made."""
+    block = nchwc_block() if block is None else int(block)
+    return {"subpixel_deconvs": subpixel_deconvs(model),
+            "expanded_grouped_convs": expand_grouped_convs(model, block),
+            "regrouped_convs": regroup_grouped_convs(model, block)}
+
+
+def global_pools(proto) -> int:
+    """Replace, in the onnx.ModelProto `proto` (in place), each ReduceMean over axes 2 and 3 of a 4-D tensor with
+    keepdims by GlobalAveragePool, and drop the axes constants no longer used. Returns how many were replaced.
+    A ReduceMean whose input rank or axes the graph does not state is left alone."""
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    rank = {v.name: len(v.type.tensor_type.shape.dim) for v in (*g.input, *g.value_info, *g.output)
+            if v.type.tensor_type.HasField("shape")}
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+                   if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    replaced, axes_inputs = 0, set()
+    for i, n in enumerate(g.node):
+        if n.op_type != "ReduceMean" or rank.get(n.input[0]) != 4:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        axes = attrs.get("axes", consts.get(n.input[1]) if len(n.input) > 1 else None)   # opset < 18: attribute
+        if axes is None or attrs.get("keepdims", 1) != 1 or sorted(int(a) % 4 for a in axes) != [2, 3]:
+            continue
+        axes_inputs.update(n.input[1:])
+        g.node[i].CopyFrom(helper.make_node("GlobalAveragePool", [n.input[0]], list(n.output), name=n.name))
+        replaced += 1
+    stale = axes_inputs - {name for n in g.node for name in n.input} - {o.name for o in g.output}
+    for items, name in ((g.initializer, lambda x: x.name), (g.node, lambda x: x.output[0] if x.output else "")):
+        for x in [x for x in items if name(x) in stale]:
+            items.remove(x)
+    return replaced

@@ -150,11 +150,13 @@ class Runner(nn.Module):
 
 def _cached_export(model: nn.Module, input_hw) -> Path:
     """The model's fp32 ONNX export at `input_hw` in `onnx_cache_dir()`, named by a hash of spec, weights and
-    size; exported on first use (the ort runtime's file, and the int8 runtime's starting point)."""
+    size and by the CPU's channel block; exported on first use (the ort runtime's file, and the int8 runtime's
+    starting point)."""
     from posenas_core.deploy.onnx_export import export_onnx
+    from posenas_core.deploy.rewrites import nchwc_block
 
-    h, w = input_hw
-    path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}-fast.onnx"   # export_onnx's default form
+    h, w = input_hw     # export_onnx's default form, whose grouped convs depend on the CPU's channel block
+    path = onnx_cache_dir() / f"{_model_key(model)[:24]}-{h}x{w}-fast{nchwc_block()}.onnx"
     if not path.is_file():          # export_onnx writes atomically: a present file is complete
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, path, (h, w))

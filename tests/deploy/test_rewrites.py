@@ -1,6 +1,6 @@
-"""Export rewrites (deploy.rewrites): sub-pixel transposed convolutions and expanded grouped convolutions give
-torch's output (BN and activation folded in) with the same MACs; exports take them by default (form="fast") and
-leave them out with form="plain"."""
+"""Export rewrites (deploy.rewrites): sub-pixel transposed convolutions, expanded and regrouped grouped
+convolutions give torch's output (BN and activation folded in); squeeze-excite means become GlobalAveragePool in
+the ONNX graph; exports take them by default (form="fast") and leave them out with form="plain"."""
 
 import json
 
@@ -11,8 +11,10 @@ from torch import nn
 
 from posenas_core.cli import main
 from posenas_core.deploy.onnx_export import PARITY_ATOL, export_onnx, ort_session, read_onnx_metadata
+from posenas_core.deploy import rewrites
 from posenas_core.deploy.rewrites import (ExpandedGroupedConv, SubpixelDeconv, expand_grouped_convs, expand_pays,
-                                          fast_form, phase_taps, subpixel_deconvs, subpixel_unsupported)
+                                          fast_form, global_pools, phase_taps, regroup_factor, regroup_grouped_convs,
+                                          regrouped_conv, subpixel_deconvs, subpixel_unsupported)
 from posenas_core.errors import ConfigError
 from posenas_core.models.heads import DeconvHead
 
@@ -94,20 +96,30 @@ def _op_types(path) -> set:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
+@pytest.mark.parametrize("block", [0, 16])
 @pytest.mark.parametrize("shape", [(16, 8, 3, 1, False), (560, 280, 7, 1, True), (400, 100, 5, 2, True),
                                    (24, 3, (3, 5), (2, 1), True)], ids=lambda s: f"c{s[0]}g{s[1]}")
-def test_expanded_grouped_conv_equals_the_grouped_conv(shape):
+def test_expanded_grouped_conv_equals_the_grouped_conv(shape, block):
     c, g, k, stride, bias = shape
     torch.manual_seed(0)
     conv = nn.Conv2d(c, c, k, stride, padding=1, groups=g, bias=bias)
     bn = random_bn(c, 3)
     x = torch.randn(2, c, 9, 7)
     with torch.no_grad():
-        assert (ExpandedGroupedConv(conv, bn)(x) - bn(conv(x))).abs().max() < 1e-4
-        assert (ExpandedGroupedConv(conv)(x) - conv(x)).abs().max() < 1e-4
-    e = ExpandedGroupedConv(conv)
+        assert (ExpandedGroupedConv(conv, bn, block)(x) - bn(conv(x))).abs().max() < 1e-4
+        assert (ExpandedGroupedConv(conv, None, block)(x) - conv(x)).abs().max() < 1e-4
+    e = ExpandedGroupedConv(conv, block=block)
     assert e.dw.groups == e.dw.in_channels == c * (c // g)                   # one depthwise conv, same MACs
     assert e.dw.weight.numel() == conv.weight.numel()
+    # blocked: the repeat and the sum are 1x1 convs of 0/1 weights, with groups whose widths are multiples of 16;
+    # 24 channels in 3 groups have no such merge (8 per group, 3 groups), so that one keeps Expand and ReduceSum
+    assert (e.select is not None) == (block == 16 and g != 3)
+    if e.select is not None:
+        for one_by_one, rows_per_one in ((e.select, 1), (e.gather, c // g)):
+            w = one_by_one.weight
+            assert w.shape[-2:] == (1, 1) and set(w.unique().tolist()) == {0.0, 1.0}
+            assert (w.sum((1, 2, 3)) == rows_per_one).all()                 # each output: one input / ci inputs
+            assert (w.shape[0] // one_by_one.groups) % 16 == 0 and w.shape[1] % 16 == 0
 
 
 def test_which_grouped_convs_are_expanded():
@@ -124,7 +136,49 @@ def test_which_grouped_convs_are_expanded():
     assert [type(m).__name__ for m in seq] == ["ExpandedGroupedConv", "Identity", "ReLU", "Conv2d"]
 
 
-def test_fast_form_of_a_vipnas_net_equals_it():
+def test_which_grouped_convs_are_regrouped():
+    assert regroup_factor(nn.Conv2d(160, 160, 7, 2, groups=20), 16) == 2   # 8 per group: 2 groups make 16
+    assert regroup_factor(nn.Conv2d(400, 400, 5, 2, groups=100), 16) == 4  # 4 per group
+    assert regroup_factor(nn.Conv2d(400, 400, 5, 2, groups=100), 8) == 2   # an AVX2 CPU's block
+    assert regroup_factor(nn.Conv2d(160, 160, 7, 2, groups=20), 8) == 1    # already blocked there
+    assert regroup_factor(nn.Conv2d(64, 64, 3, 2, groups=32), 16) == 1     # 2 per group: 8 groups, too many MACs
+    assert regroup_factor(nn.Conv2d(160, 160, 5, groups=16), 16) == 1      # 10 per group: no merge of 2 or 4
+    assert regroup_factor(nn.Conv2d(160, 160, 7, groups=20), 16) == 1      # expanded instead (expand_pays)
+    assert regroup_factor(nn.Conv2d(64, 64, 3, groups=64), 16) == 1        # depthwise
+    assert regroup_factor(nn.Conv2d(160, 160, 7, 2, groups=20), 0) == 1    # a CPU without blocked kernels
+    assert regroup_factor(nn.Conv2d(48, 48, 3, 2, groups=6), 16) == 2      # 8 per group, 6 groups: 3 of 16
+    assert regroup_factor(nn.Conv2d(40, 40, 3, 2, groups=5), 16) == 1      # 8 per group, 5 groups: no pairs
+    assert regroup_factor(nn.Conv2d(48, 48, 3, 2, groups=12), 16) == 4     # 4 per group, 12 groups
+
+
+def test_regrouped_conv_equals_the_grouped_conv():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(32, 48, 3, 2, 1, groups=8)                             # 4 in, 6 out per group
+    x = torch.randn(2, 32, 11, 9)
+    new = regrouped_conv(conv, 4)
+    assert new.groups == 2 and new.weight.shape == (48, 16, 3, 3)
+    with torch.no_grad():
+        assert (new(x) - conv(x)).abs().max() < 1e-5
+    w = new.weight.detach().reshape(2, 4, 6, 4, 4, 3, 3)                     # merged group, group, out, group, in
+    for a in range(4):
+        for b in range(4):
+            assert (w[:, a, :, b] == 0).all() == (a != b)                   # block diagonal: zero between groups
+    with pytest.raises(ConfigError, match="cannot merge 3 of a conv's 8 groups: choose a divisor of 8"):
+        regrouped_conv(conv, 3)
+    seq = nn.Sequential(nn.Conv2d(160, 160, 7, 2, 3, groups=20), nn.BatchNorm2d(160), nn.Conv2d(16, 16, 3))
+    assert regroup_grouped_convs(seq, block=16) == 1 and seq[0].groups == 10 and isinstance(seq[1], nn.BatchNorm2d)
+
+
+def test_nchwc_block_follows_the_cpu(monkeypatch):
+    import posenas_core.machine as machine
+
+    for features, block in ((["avx2", "avx512f", "avx512_vnni"], 16), (["avx2"], 8), ([], 0)):
+        monkeypatch.setattr(machine, "cpu_info", lambda f=features: {"features": f})
+        assert rewrites.nchwc_block() == block
+
+
+@pytest.mark.parametrize("block", [0, 16])
+def test_fast_form_of_a_vipnas_net_equals_it(block):
     from posenas_core.deploy.onnx_export import parity_model
     from posenas_core.models.registry import PRESETS, build_model
 
@@ -133,11 +187,44 @@ def test_fast_form_of_a_vipnas_net_equals_it():
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want = net(x)
-        counts = fast_form(net)
+        counts = fast_form(net, block)
         got = net(x)
-    # 17 grouped convs: the three with stride 2 (g = 20, 100, 240) stay; the head's deconvs are depthwise
-    assert counts == {"subpixel_deconvs": 3, "expanded_grouped_convs": 14}
+    # 17 grouped convs: 14 expanded; the three with stride 2 (g = 20, 100, 240; 8, 4 and 4 channels per group)
+    # regrouped where the CPU has blocked kernels; the head's deconvs are depthwise
+    assert counts == {"subpixel_deconvs": 3, "expanded_grouped_convs": 14, "regrouped_convs": 3 if block else 0}
+    assert all((m.select is not None) == bool(block) for m in net.modules() if isinstance(m, ExpandedGroupedConv))
     assert (got - want).abs().max() <= PARITY_ATOL
+
+
+class _SE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        gate = torch.sigmoid(self.fc(y.mean((2, 3), keepdim=True)))        # squeeze-excite: becomes GAP
+        return y * gate + y.mean(1, keepdim=True) + y.mean((-1, -2), keepdim=True)   # channel mean: stays
+
+
+def test_global_pools_replace_spatial_means(tmp_path):
+    torch.manual_seed(0)
+    net, x = _SE().eval(), torch.randn(2, 3, 12, 10)
+    with torch.no_grad():
+        program = torch.onnx.export(net, (x,), None, dynamo=True, input_names=["images"],
+                                    output_names=["heatmaps"], optimize=True, verbose=False)
+    proto = program.model_proto
+    before = [n.op_type for n in proto.graph.node].count("ReduceMean")
+    assert before == 3 and global_pools(proto) == 2
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("GlobalAveragePool") == 2 and ops.count("ReduceMean") == 1
+    onnx.checker.check_model(proto)
+    path = tmp_path / "se.onnx"
+    path.write_bytes(proto.SerializeToString())
+    with torch.no_grad():
+        want = net(x)
+    got = torch.from_numpy(ort_session(path).run(["heatmaps"], {"images": x.numpy()})[0])
+    assert (got - want).abs().max() <= 1e-5
 
 
 def test_export_is_fast_by_default_and_plain_on_request(net, tmp_path):
@@ -149,7 +236,9 @@ def test_export_is_fast_by_default_and_plain_on_request(net, tmp_path):
         path = export_onnx(net, tmp_path / f"{form}.onnx", (64, 64), **kw)
         ops = _op_types(path)
         assert ("ConvTranspose" in ops) == (form == "plain") and ("Col2Im" in ops) == (form == "fast")
-        assert read_onnx_metadata(path)["posenas.form"] == form
+        meta = read_onnx_metadata(path)
+        assert meta["posenas.form"] == form
+        assert meta.get("posenas.nchwc_block") == (str(rewrites.nchwc_block()) if form == "fast" else None)
         got = torch.from_numpy(ort_session(path).run(["heatmaps"], {"images": x.numpy()})[0])
         assert (got - want).abs().max() <= PARITY_ATOL
     assert any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())   # the model itself is not rewritten

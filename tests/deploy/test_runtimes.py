@@ -16,6 +16,7 @@ from posenas_core.deploy import runtimes
 from posenas_core.deploy.runtimes import (BF16_RTOL, RUNTIME_CHOICES, RUNTIMES, choose_runtime, make_runner,
                                           runner_for, runtime_available)
 from posenas_core.deploy.onnx_export import parity_model
+from posenas_core.deploy.rewrites import nchwc_block
 from posenas_core.errors import ConfigError
 from posenas_core.eval.profiler import measure_latency, profile_model
 from posenas_core.models.registry import build_model
@@ -78,7 +79,7 @@ def test_ort_runner_equals_eager_and_reuses_its_export(net):
     assert want.abs().max() > 0.1 and want.std() > 0.01                     # heatmaps far from constant
     assert r.parity <= 1e-4 and (r(_x(3)) - want).abs().max() <= 1e-4 and r(_x(3)).dtype == torch.float32
     files = list(runtimes.onnx_cache_dir().glob("*.onnx"))
-    assert [f.name for f in files] == [r.path.name] and r.path.name.endswith("-64x64-fast.onnx")
+    assert [f.name for f in files] == [r.path.name] and r.path.name.endswith(f"-64x64-fast{nchwc_block()}.onnx")
     runtimes._RUNNERS.clear()
     stamp = r.path.stat().st_mtime_ns
     assert make_runner(net, "ort", HW, threads=1).path.stat().st_mtime_ns == stamp     # not exported again
