@@ -1,6 +1,8 @@
 """Export rewrites: the same function as the PyTorch model, in ops ONNX Runtime runs faster (the "fast" form of
-`onnx_export.export_onnx`; "plain" keeps the model's own ops). Each rewrite is exact up to float rounding and
-keeps the MACs; `benchmarks/deploy_speed.py` times the two forms ("ort" vs "ort-plain").
+`onnx_export.export_onnx`; "plain" keeps the model's own ops). Each rewrite is exact up to float rounding; the
+first keeps the MACs, the second and third add some (1x1 repeats and sums, zeros between merged groups) to run in
+faster kernels. Profiles and GFLOP/s count the model's own MACs. `benchmarks/deploy_speed.py` times the two forms
+("ort" vs "ort-plain").
 
 1. Sub-pixel transposed convolutions (`subpixel_deconvs`). ONNX Runtime runs ConvTranspose through a GEMM and
    col2im at about half the speed of its blocked (NCHWc) Conv, and the deconvolution heads here hold much of a
