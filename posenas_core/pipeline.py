@@ -28,8 +28,8 @@ from posenas_core.runs.io import atomic_write_json
 
 __all__ = [
     "RUN_INFO", "PRECISIONS", "QuickstartConfig", "parse_input_size", "split_paths", "load_split",
-    "heatmap_sigma", "make_dataset", "evaluate_model", "check_run_dir", "train_on_dataset", "run_info",
-    "evaluate_checkpoint", "predict_checkpoint", "mean_pose_baseline", "run_demo", "synthpose_dir",
+    "heatmap_sigma", "make_dataset", "evaluate_model", "evaluate_once", "check_run_dir", "train_on_dataset",
+    "run_info", "evaluate_checkpoint", "predict_checkpoint", "mean_pose_baseline", "run_demo", "synthpose_dir",
     "make_synthpose", "load_exported", "write_metrics", "cuda_autocast",
 ]
 
@@ -109,17 +109,31 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     (`deploy.runtimes.runner_for`: eager, ort, compiled, auto, int8; "runtime" and its notes join the metrics).
     int8 needs `calibration` crops and adds "int8_check": its AP against ONNX Runtime fp32's (`deploy.quantize`);
     "auto" with `calibration` lets int8 win where its AP holds and it is faster (`evaluate_auto_with_int8`)."""
+    model = model.to(resolve_device(device))
+    kw = {"decode": decode, "flip_test": flip_test, "batch_size": batch_size, "progress": progress, "sigma": sigma}
+    if runtime == "auto" and calibration is not None and next(model.parameters()).device.type == "cpu":
+        from posenas_core.deploy.quantize import evaluate_auto_with_int8      # int8 joins, judged by AP
+
+        return evaluate_auto_with_int8(model, person_set, input_hw, calibration, **kw)
+    out = evaluate_once(model, person_set, input_hw, runtime, calibration, **kw)
+    if runtime == "int8":
+        from posenas_core.deploy.quantize import int8_verdict
+
+        fp32 = evaluate_once(model, person_set, input_hw, "ort", **kw)
+        out["int8_check"] = int8_verdict(fp32["coco"]["AP"], out["coco"]["AP"])
+    return out
+
+
+def evaluate_once(model, person_set, input_hw, runtime: str, calibration=None, *, decode: str = "argmax",
+                  flip_test: bool = True, batch_size: int = 64, progress: bool = False,
+                  sigma: float | None = None) -> dict:
+    """`evaluate_model`'s metrics through one runtime (the model already on its device), without int8's AP
+    check."""
     from posenas_core.deploy.runtimes import runner_for
     from posenas_core.eval.coco_eval import evaluate_keypoints
     from posenas_core.eval.pose_metrics import bbox_norm, pck, per_joint_ap
     from posenas_core.train.predict import output_stride_of, predict
 
-    model = model.to(resolve_device(device))
-    if runtime == "auto" and calibration is not None and next(model.parameters()).device.type == "cpu":
-        from posenas_core.deploy.quantize import evaluate_auto_with_int8      # int8 joins, judged by AP
-
-        return evaluate_auto_with_int8(model, person_set, input_hw, calibration, decode=decode, flip_test=flip_test,
-                                       batch_size=batch_size, progress=progress, sigma=sigma)
     ds = make_dataset(person_set, input_hw, train=False, sigma=sigma,  # sigma matters to DARK decoding
                       stride=output_stride_of(model))
     net, rt = runner_for(model, runtime, input_hw, calibration=calibration)
@@ -131,12 +145,6 @@ def evaluate_model(model, person_set, input_hw, *, decode: str = "argmax", flip_
     p = pck(kps[..., :2], gt, bbox_norm(boxes), thr=0.2)
     out["pck@0.2"] = float(p["mean"])
     out["n_persons"] = len(person_set.records)
-    if runtime == "int8":
-        from posenas_core.deploy.quantize import int8_verdict
-
-        fp32 = evaluate_model(model, person_set, input_hw, decode=decode, flip_test=flip_test, batch_size=batch_size,
-                              sigma=sigma, runtime="ort")
-        out["int8_check"] = int8_verdict(fp32["coco"]["AP"], out["coco"]["AP"])
     return out
 
 

@@ -129,6 +129,26 @@ def test_auto_with_calibration_lets_int8_win_only_where_ap_holds_and_faster(net,
     assert abs(out["coco"]["AP"] - want) <= 0.002          # the metrics are the chosen runtime's
 
 
+def test_auto_with_calibration_evaluates_onnx_runtime_once(net, data_dir, crops, monkeypatch):
+    """int8's AP is judged against ONNX Runtime fp32's: when auto picks ort, that evaluation is reused."""
+    from posenas_core.deploy import runtimes as rt
+
+    val = pipeline.load_split(data_dir, "val", train=False)
+    real_latency, real_once, ran = rt._latency, pipeline.evaluate_once, []
+    monkeypatch.setattr(rt, "_latency", lambda r, *a: real_latency(r, *a) * (0.01 if r.runtime == "ort" else 1))
+
+    def once(*a, **kw):
+        out = real_once(*a, **kw)
+        ran.append(out["runtime"])
+        return out
+
+    monkeypatch.setattr(pipeline, "evaluate_once", once)
+    out = pipeline.evaluate_model(net, val, HW, runtime="auto", calibration=crops, batch_size=4)
+    assert out["runtime_choice"]["runtime"] == "ort" and sorted(ran) == ["int8", "ort"]
+    assert out["int8_check"]["ap_fp32"] == pipeline.evaluate_model(net, val, HW, runtime="ort", batch_size=4)[
+        "coco"]["AP"]
+
+
 def test_cli_eval_and_profile_take_int8(net, data_dir, tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict()}, tmp_path / "checkpoints" / "last.pt")
