@@ -54,8 +54,9 @@ def add_export_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_export(a) -> dict:
-    """Run `posenas export`: the result JSON (out, spec, input, bytes, parity, seconds)."""
-    from posenas_core.deploy.onnx_export import PARITY_ATOL, export_onnx, onnx_parity
+    """Run `posenas export`: the result JSON (out, spec, input, form, nchwc_block for the fast form, bytes,
+    parity, seconds)."""
+    from posenas_core.deploy.onnx_export import PARITY_ATOL, export_onnx, onnx_parity, read_onnx_metadata
     from posenas_core.deploy.sources import load_source
 
     model, spec, info = load_source(a.source, input_hw=a.input)
@@ -69,6 +70,9 @@ def cmd_export(a) -> dict:
               "source_kind": info["source_kind"], "weights": info["weights"], "input": f"{hw[0]}x{hw[1]}",
               "form": a.form, "bytes": out.stat().st_size, "seconds": round(seconds, 2),
               "parity_max_abs_diff": None}
+    block = read_onnx_metadata(out).get("posenas.nchwc_block")
+    if block is not None:   # the fast form's grouped convs fit this CPU's NCHWc block (deploy.rewrites)
+        result["nchwc_block"] = int(block)
     if not a.no_check:
         t0 = time.perf_counter()
         diff = onnx_parity(model, out, hw)

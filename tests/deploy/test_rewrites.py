@@ -250,5 +250,9 @@ def test_posenas_export_form_flag(tmp_path, capsys):
     out = tmp_path / "n.onnx"
     assert main(["export", "evopose2d-xs", "--input", "64x64", "--out", str(out), "--form", "plain"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["form"] == "plain" and result["parity_max_abs_diff"] <= PARITY_ATOL
+    assert result["form"] == "plain" and result["parity_max_abs_diff"] <= PARITY_ATOL and "nchwc_block" not in result
     assert "ConvTranspose" in _op_types(out)
+    assert main(["export", "evopose2d-xs", "--input", "64x64", "--out", str(out), "--no-check"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["form"] == "fast" and result["nchwc_block"] == rewrites.nchwc_block()
+    assert "ConvTranspose" not in _op_types(out)
