@@ -134,9 +134,9 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw, *, spec: Spec | No
     if form == "fast":
         from posenas_core.deploy.rewrites import fast_form, global_pools, nchwc_block
 
-        model = copy.deepcopy(model).eval()
-        fast = {"posenas.nchwc_block": str(nchwc_block())}
-        fast_form(model, int(fast["posenas.nchwc_block"]))
+        model, block = copy.deepcopy(model).eval(), nchwc_block()
+        fast_form(model, block)
+        fast = {"posenas.nchwc_block": str(block)}
     was_training = model.training
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device

@@ -126,6 +126,16 @@ def _take_next(parent: nn.Module, names: list, j: int, accept) -> nn.Module | No
     return child
 
 
+def _slots(model: nn.Module):
+    """(parent, its child names, index, child) for every child of every module of `model`: the module list is a
+    snapshot, each child is read when reached, so a caller may replace parent._modules[names[i]] and the slots
+    after it (`_take_next`)."""
+    for parent in list(model.modules()):
+        names = list(parent._modules)
+        for i, name in enumerate(names):
+            yield parent, names, i, parent._modules[name]
+
+
 def _bn_affine(bn: nn.BatchNorm2d | None, channels: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) of an eval-mode BatchNorm2d (identity when None)."""
     if bn is None:
@@ -199,16 +209,13 @@ def subpixel_deconvs(model: nn.Module) -> int:
     a SubpixelDeconv. Inside an nn.Sequential, a BatchNorm2d right after it (running statistics) and then an
     elementwise activation are taken in too, their slots left as nn.Identity. Returns how many were rewritten."""
     done = 0
-    for parent in list(model.modules()):
-        names = list(parent._modules)
-        for i, name in enumerate(names):
-            deconv = parent._modules[name]
-            if not isinstance(deconv, nn.ConvTranspose2d) or not subpixel_pays(deconv):
-                continue
-            bn = _take_next(parent, names, i + 1, _foldable_bn)
-            act = _take_next(parent, names, i + 1 + (bn is not None), _is_activation)
-            parent._modules[name] = SubpixelDeconv(deconv, bn, act)
-            done += 1
+    for parent, names, i, deconv in _slots(model):
+        if not isinstance(deconv, nn.ConvTranspose2d) or not subpixel_pays(deconv):
+            continue
+        bn = _take_next(parent, names, i + 1, _foldable_bn)
+        act = _take_next(parent, names, i + 1 + (bn is not None), _is_activation)
+        parent._modules[names[i]] = SubpixelDeconv(deconv, bn, act)
+        done += 1
     return done
 
 
@@ -298,13 +305,10 @@ def expand_grouped_convs(model: nn.Module, block: int = 0) -> int:
     ExpandedGroupedConv (`block` as there), a BatchNorm2d right after it inside an nn.Sequential folded in (its
     slot left as nn.Identity). Returns how many were rewritten."""
     done = 0
-    for parent in list(model.modules()):
-        names = list(parent._modules)
-        for i, name in enumerate(names):
-            conv = parent._modules[name]
-            if not expand_pays(conv):
-                continue
-            parent._modules[name] = ExpandedGroupedConv(conv, _take_next(parent, names, i + 1, _foldable_bn), block)
+    for parent, names, i, conv in _slots(model):
+        if expand_pays(conv):
+            parent._modules[names[i]] = ExpandedGroupedConv(conv, _take_next(parent, names, i + 1, _foldable_bn),
+                                                            block)
             done += 1
     return done
 
@@ -357,12 +361,11 @@ def regroup_grouped_convs(model: nn.Module, block: int | None = None) -> int:
     (a BatchNorm after it stays: ONNX Runtime folds it). block None: `nchwc_block()`. Returns how many."""
     block = nchwc_block() if block is None else int(block)
     done = 0
-    for parent in list(model.modules()):
-        for name, conv in list(parent._modules.items()):
-            f = regroup_factor(conv, block)
-            if f > 1:
-                parent._modules[name] = regrouped_conv(conv, f)
-                done += 1
+    for parent, names, i, conv in _slots(model):
+        f = regroup_factor(conv, block)
+        if f > 1:
+            parent._modules[names[i]] = regrouped_conv(conv, f)
+            done += 1
     return done
 
 
@@ -385,15 +388,17 @@ def global_pools(proto) -> int:
     g = proto.graph
     rank = {v.name: len(v.type.tensor_type.shape.dim) for v in (*g.input, *g.value_info, *g.output)
             if v.type.tensor_type.HasField("shape")}
-    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+    consts = {i.name: i for i in g.initializer}       # tensors by name, turned into arrays only when read
+    consts.update({n.output[0]: n.attribute[0].t for n in g.node
                    if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     replaced, axes_inputs = 0, set()
     for i, n in enumerate(g.node):
         if n.op_type != "ReduceMean" or rank.get(n.input[0]) != 4:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        axes = attrs.get("axes", consts.get(n.input[1]) if len(n.input) > 1 else None)   # opset < 18: attribute
+        axes = attrs.get("axes")                                                     # opset < 18: an attribute
+        if axes is None and len(n.input) > 1 and n.input[1] in consts:
+            axes = numpy_helper.to_array(consts[n.input[1]])
         if axes is None or attrs.get("keepdims", 1) != 1 or sorted(int(a) % 4 for a in axes) != [2, 3]:
             continue
         axes_inputs.update(n.input[1:])

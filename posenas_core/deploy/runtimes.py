@@ -185,21 +185,18 @@ class OrtRunner(Runner):
 def _fold_deconv_bn(model: nn.Module) -> None:
     """Fold each BatchNorm2d that directly follows a ConvTranspose2d in an nn.Sequential into the deconv (in
     place; the BN becomes Identity). Transposed weights are (in, out / groups, k, k): scale along axis 1 per group."""
-    from posenas_core.deploy.rewrites import _bn_affine, _foldable_bn, _take_next
+    from posenas_core.deploy.rewrites import _bn_affine, _foldable_bn, _slots, _take_next
 
-    for parent in list(model.modules()):
-        names = list(parent._modules)
-        for i, name in enumerate(names):
-            conv = parent._modules[name]
-            bn = _take_next(parent, names, i + 1, _foldable_bn) if isinstance(conv, nn.ConvTranspose2d) else None
-            if bn is None:
-                continue
-            with torch.no_grad():
-                s, shift = _bn_affine(bn, conv.out_channels, conv.weight)
-                g, (cin, cout_g) = conv.groups, conv.weight.shape[:2]
-                conv.weight.mul_(s.view(g, 1, cout_g).expand(g, cin // g, cout_g).reshape(cin, cout_g, 1, 1))
-                bias = shift if conv.bias is None else conv.bias * s + shift
-                conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+    for parent, names, i, conv in _slots(model):
+        bn = _take_next(parent, names, i + 1, _foldable_bn) if isinstance(conv, nn.ConvTranspose2d) else None
+        if bn is None:
+            continue
+        with torch.no_grad():
+            s, shift = _bn_affine(bn, conv.out_channels, conv.weight)
+            g, (cin, cout_g) = conv.groups, conv.weight.shape[:2]
+            conv.weight.mul_(s.view(g, 1, cout_g).expand(g, cin // g, cout_g).reshape(cin, cout_g, 1, 1))
+            bias = shift if conv.bias is None else conv.bias * s + shift
+            conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
 
 
 RECOMPILE_LIMIT = 64        # compiled models per forward code (one per preset / genotype compiled in a process)
